@@ -1,3 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 pub mod clixml;
+pub mod fragment;
+pub mod message;
+pub mod records;

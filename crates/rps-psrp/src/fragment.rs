@@ -1,0 +1,1 @@
+//! PSRP fragments ([MS-PSRP] 2.2.4).

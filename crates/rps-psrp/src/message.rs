@@ -1,0 +1,1 @@
+//! PSRP messages ([MS-PSRP] 2.2.1).

@@ -1,0 +1,1 @@
+//! HTTP values, cookies, redirects, auth headers and the hyper transport.

@@ -1,0 +1,1 @@
+//! Access tokens and the providers that acquire and refresh them.
