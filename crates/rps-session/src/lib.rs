@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cmdline;
 pub mod http;
+pub mod jwt;
 pub mod token;

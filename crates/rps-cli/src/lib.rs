@@ -1,0 +1,3 @@
+//! Library side of the `rps` command line: output rendering shared by the subcommands.
+
+pub mod render;

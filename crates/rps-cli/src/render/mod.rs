@@ -1,0 +1,1 @@
+//! Rendering pipeline output as table, list, JSON, JSON Lines, CSV or CLIXML.

@@ -1,0 +1,1 @@
+//! Inspecting JSON Web Tokens (no signature check): audience, tenant, roles, expiry.
