@@ -98,7 +98,11 @@ pub fn parse(text: &str) -> Result<Recording, LoadError> {
     Ok(serde_yaml_ng::from_str(text)?)
 }
 
-/// True when `text` looks like a pypsrp recording (a YAML mapping starting with `messages:`).
+/// True when `text` looks like a pypsrp recording: a YAML mapping whose first key, after any
+/// comment lines, is `messages:`.
 pub fn looks_like_recording(text: &str) -> bool {
-    text.trim_start().starts_with("messages:")
+    text.lines()
+        .map(str::trim_end)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.starts_with("messages:"))
 }
