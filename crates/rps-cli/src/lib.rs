@@ -1,3 +1,4 @@
-//! Library side of the `rps` command line: output rendering shared by the subcommands.
+//! Library side of the `rps` command line: the subcommands and output rendering.
 
+pub mod decode;
 pub mod render;

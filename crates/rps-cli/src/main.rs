@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod decode;
+use rps_cli::decode;
 
 /// Remote PowerShell for Exchange and WinRM, from any OS.
 #[derive(Parser, Debug)]

@@ -3,4 +3,5 @@
 pub mod cmdline;
 pub mod http;
 pub mod jwt;
+pub mod machine;
 pub mod token;

@@ -72,6 +72,12 @@ pub enum Value {
     Progress(Box<ProgressPrimitive>),
     /// `<Obj>` (or a `<Ref>` to one): a complex object.
     Object(Arc<Object>),
+    /// A `<Ref>` to an object that encloses it (a reference cycle, e.g. a provider whose
+    /// `Drives` list holds the drive that names the provider). An `Arc` tree cannot hold the
+    /// cycle, so the reference is kept as the distance to the enclosing `<Obj>`: 0 is the
+    /// innermost object being read, 1 its enclosing object, and so on. The writer turns it
+    /// back into `<Ref RefId>` of that object.
+    CycleRef(u32),
 }
 
 /// The `<PR>` primitive ([MS-PSRP] 2.2.5.1.26): a progress record in its compact form.
@@ -174,7 +180,10 @@ impl Object {
 
     /// The first type name, if any.
     pub fn type_name(&self) -> Option<&str> {
-        self.type_names.as_deref().and_then(|t| t.first()).map(String::as_str)
+        self.type_names
+            .as_deref()
+            .and_then(|t| t.first())
+            .map(String::as_str)
     }
 
     /// Looks a property up by name, extended properties first, then adapted ones.

@@ -1,1 +1,0 @@
-//! HTTP values, cookies, redirects, auth headers and the hyper transport.

@@ -1,0 +1,905 @@
+//! The session machine: sequences WinRS operations around a PSRP runspace pool, sans-IO.
+//!
+//! The machine knows which WS-Man request must go next (Create with the pool's opening
+//! messages, the Receive loop, a Command carrying CREATE_PIPELINE, Send for input and host
+//! replies, Signal to stop, Delete on close) and turns the responses into typed events. It
+//! does no I/O and reads no clock: MessageIDs come from an injected [`IdSource`], and the
+//! shell, session and pipeline ids from the caller.
+//!
+//! # Call order
+//!
+//! 1. [`Session::new`] with a [`SessionConfig`], the shell id (the RunspacePool id) and an id
+//!    source; then [`Session::open`].
+//! 2. Loop: [`Session::poll_request`] gives the next [`WsmanRequest`] (or `None` when the
+//!    machine waits for the caller); send it, hand the answer to
+//!    [`Session::handle_response`] (or [`Session::handle_transport_error`]); drain
+//!    [`Session::poll_event`].
+//! 3. Act at any time: [`Session::invoke`], [`Session::send_input`], [`Session::end_input`],
+//!    [`Session::stop`], [`Session::host_reply`], [`Session::close`]. Actions only queue
+//!    work; the loop carries it out.
+//!
+//! Only one request is in flight at a time: [`Session::poll_request`] returns `None` until
+//! the answer to the previous one has been handled.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use rps_psrp::clixml::Value;
+use rps_psrp::event::{ClientEvent, HostReply, PendingHostCall, RecordKind, StreamKind};
+use rps_psrp::messages::{CreatePipeline, PsInvocationState, RunspacePoolState};
+use rps_psrp::pool::{PoolConfig, RunspacePool};
+use rps_wsman::ns::{action, signal};
+use rps_wsman::{Body, Envelope, Fault, Header};
+use uuid::Uuid;
+
+/// Where MessageIDs come from. The driver uses random ids; tests use a sequence.
+pub trait IdSource: Send {
+    /// The next id.
+    fn next_id(&mut self) -> Uuid;
+}
+
+/// Ids `00000000-0000-0000-0000-000000000001`, `...02`, ... for exact tests.
+#[derive(Debug, Default, Clone)]
+pub struct SequentialIds(u128);
+
+impl IdSource for SequentialIds {
+    fn next_id(&mut self) -> Uuid {
+        self.0 += 1;
+        Uuid::from_u128(self.0)
+    }
+}
+
+/// How to open the session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The `wsa:To` address (the endpoint URL).
+    pub to: String,
+    /// The resource URI of the configuration, e.g.
+    /// `http://schemas.microsoft.com/powershell/Microsoft.Exchange`.
+    pub resource_uri: String,
+    /// `wsman:MaxEnvelopeSize` in bytes for the first requests.
+    pub max_envelope_size: u64,
+    /// Raise [`SessionConfig::max_envelope_size`] to 512,000 bytes once the server speaks
+    /// protocol 2.2 or later (as PowerShell and pypsrp do).
+    pub raise_envelope_size: bool,
+    /// `wsman:OperationTimeout` in seconds: how long a Receive waits for data.
+    pub operation_timeout_secs: u64,
+    /// `wsman:Locale` and `wsmv:DataLocale`.
+    pub locale: String,
+    /// The WS-Man session id (`wsmv:SessionId`), if any.
+    pub session_id: Option<Uuid>,
+    /// Send a WinRS terminate Signal for each pipeline once it has finished, so the server
+    /// frees the command at once (PowerShell does; some clients don't).
+    pub terminate_finished_pipelines: bool,
+    /// The runspace pool's settings.
+    pub pool: PoolConfig,
+}
+
+impl SessionConfig {
+    /// A configuration for `to` and the PowerShell configuration `configuration_name`.
+    pub fn new(to: impl Into<String>, configuration_name: &str) -> Self {
+        SessionConfig {
+            to: to.into(),
+            resource_uri: format!("http://schemas.microsoft.com/powershell/{configuration_name}"),
+            max_envelope_size: 153_600,
+            raise_envelope_size: true,
+            operation_timeout_secs: 20,
+            locale: "en-US".to_owned(),
+            session_id: None,
+            terminate_finished_pipelines: true,
+            pool: PoolConfig::default(),
+        }
+    }
+}
+
+/// The WS-Man operation a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// WS-Transfer Create of the shell.
+    Create,
+    /// WinRS Receive, from the pool (`None`) or a pipeline.
+    Receive(Option<Uuid>),
+    /// WinRS Command starting a pipeline.
+    Command(Uuid),
+    /// WinRS Send to the pool or a pipeline.
+    Send(Option<Uuid>),
+    /// WinRS Signal to a pipeline.
+    Signal(Uuid),
+    /// WS-Transfer Delete of the shell.
+    Delete,
+}
+
+impl Operation {
+    /// The operation's name, for errors and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "Create",
+            Operation::Receive(_) => "Receive",
+            Operation::Command(_) => "Command",
+            Operation::Send(_) => "Send",
+            Operation::Signal(_) => "Signal",
+            Operation::Delete => "Delete",
+        }
+    }
+}
+
+/// A request for the driver to send.
+#[derive(Debug, Clone)]
+pub struct WsmanRequest {
+    /// What it is.
+    pub operation: Operation,
+    /// The MessageID it carries.
+    pub message_id: Uuid,
+    /// The SOAP envelope.
+    pub body: Bytes,
+}
+
+/// Why the session failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The server answered an operation with a SOAP fault.
+    #[error("{operation} failed: {}", fault_text(.fault))]
+    Fault {
+        /// The operation.
+        operation: &'static str,
+        /// The fault.
+        fault: Box<Fault>,
+    },
+    /// The server answered with an HTTP error and no SOAP fault.
+    #[error("{operation} failed with HTTP {status}: {text}")]
+    Http {
+        /// The operation.
+        operation: &'static str,
+        /// The status.
+        status: u16,
+        /// The server's text, shortened.
+        text: String,
+    },
+    /// The response was not a WS-Man envelope.
+    #[error("{operation}: bad response: {source}")]
+    Envelope {
+        /// The operation.
+        operation: &'static str,
+        /// The decode error.
+        source: rps_wsman::Error,
+    },
+    /// The response was an envelope of the wrong kind.
+    #[error("{operation}: unexpected response {found}")]
+    Unexpected {
+        /// The operation.
+        operation: &'static str,
+        /// The action found.
+        found: String,
+    },
+    /// The PSRP layer refused the data or the action.
+    #[error(transparent)]
+    Psrp(#[from] rps_psrp::error::PsrpError),
+    /// The PSRP machines refused the action in their state.
+    #[error(transparent)]
+    PsrpState(#[from] rps_psrp::error::StateError),
+    /// The action is not possible in the session's state.
+    #[error("cannot {action} while the session is {state}")]
+    State {
+        /// The action.
+        action: &'static str,
+        /// The session state.
+        state: &'static str,
+    },
+    /// The transport failed.
+    #[error("{operation}: transport failed: {message}")]
+    Transport {
+        /// The operation.
+        operation: &'static str,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl SessionError {
+    /// True for Exchange's throttle: too many concurrent runspaces for the user.
+    pub fn is_max_concurrency(&self) -> bool {
+        match self {
+            SessionError::Fault { fault, .. } => fault_text(fault).contains("MaxConcurrency"),
+            SessionError::Http { text, .. } => text.contains("MaxConcurrency"),
+            _ => false,
+        }
+    }
+}
+
+fn fault_text(f: &Fault) -> String {
+    let msg = f.message().or(f.reason.as_deref()).unwrap_or("SOAP fault");
+    match f.wsman_code() {
+        Some(code) => format!("{} (code {code})", msg.trim()),
+        None => msg.trim().to_owned(),
+    }
+}
+
+/// What the session reports.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The pool is open.
+    Opened {
+        /// The negotiated protocol version.
+        protocol_version: String,
+    },
+    /// The pool changed state (Broken carries the error).
+    PoolState {
+        /// The state.
+        state: RunspacePoolState,
+        /// The error record, when broken.
+        error: Option<Value>,
+    },
+    /// A pipeline output object.
+    Output {
+        /// The pipeline.
+        pipeline_id: Uuid,
+        /// The object.
+        value: Value,
+    },
+    /// A record on the error, warning, verbose, debug, progress or information stream.
+    Record {
+        /// The pipeline.
+        pipeline_id: Uuid,
+        /// The stream.
+        kind: RecordKind,
+        /// The record.
+        value: Value,
+    },
+    /// A host call from the server.
+    HostCall(PendingHostCall),
+    /// A pipeline reached a final state.
+    PipelineFinished {
+        /// The pipeline.
+        pipeline_id: Uuid,
+        /// Completed, Failed or Stopped.
+        state: PsInvocationState,
+        /// The error record, when failed.
+        error_record: Option<Value>,
+    },
+    /// A pipeline failed at the WS-Man level (its command faulted).
+    PipelineError {
+        /// The pipeline.
+        pipeline_id: Uuid,
+        /// What went wrong.
+        message: String,
+    },
+    /// The shell was deleted.
+    Closed,
+}
+
+/// The session's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Created by [`Session::new`]; call [`Session::open`].
+    New,
+    /// The Create is queued or in flight.
+    Creating,
+    /// The shell exists; waiting for the pool to open.
+    Opening,
+    /// The pool is open.
+    Opened,
+    /// Close requested: Delete once pipelines are done.
+    Closing,
+    /// The shell is gone.
+    Closed,
+    /// A fatal error ended the session.
+    Failed,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::New => "new",
+            Phase::Creating => "creating",
+            Phase::Opening => "opening",
+            Phase::Opened => "opened",
+            Phase::Closing => "closing",
+            Phase::Closed => "closed",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PipeSlot {
+    /// The WS-Man CommandId: the pipeline id, unless the server chose another.
+    command_id: Uuid,
+    commanded: bool,
+    finished: bool,
+    stop_requested: bool,
+    stop_sent: bool,
+    terminate_sent: bool,
+}
+
+/// The session machine. See the [module docs](self) for the call order.
+pub struct Session {
+    config: SessionConfig,
+    /// The WS-Man ShellId (the pool id, unless the server chose another).
+    shell_id: Uuid,
+    ids: Box<dyn IdSource>,
+    pool: RunspacePool,
+    phase: Phase,
+    in_flight: Option<Operation>,
+    pipelines: HashMap<Uuid, PipeSlot>,
+    order: VecDeque<Uuid>,
+    events: VecDeque<SessionEvent>,
+    max_envelope_size: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("shell_id", &self.shell_id)
+            .field("phase", &self.phase)
+            .field("in_flight", &self.in_flight)
+            .field("pipelines", &self.pipelines.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes an envelope adds around a stream payload: measured by encoding an empty one.
+fn payload_budget(max_envelope: u64, overhead: usize) -> usize {
+    let room = usize::try_from(max_envelope)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(overhead)
+        .saturating_sub(256);
+    // base64 turns 3 bytes into 4 characters.
+    (room / 4 * 3).max(64)
+}
+
+impl Session {
+    /// A session for the shell (runspace pool) `shell_id`.
+    pub fn new(config: SessionConfig, shell_id: Uuid, ids: Box<dyn IdSource>) -> Self {
+        let pool = RunspacePool::new(shell_id, config.pool.clone());
+        let max_envelope_size = config.max_envelope_size;
+        Session {
+            config,
+            shell_id,
+            ids,
+            pool,
+            phase: Phase::New,
+            in_flight: None,
+            pipelines: HashMap::new(),
+            order: VecDeque::new(),
+            events: VecDeque::new(),
+            max_envelope_size,
+        }
+    }
+
+    /// The shell (runspace pool) id.
+    pub fn shell_id(&self) -> Uuid {
+        self.shell_id
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The endpoint requests go to (updated after a redirect).
+    pub fn endpoint(&self) -> &str {
+        &self.config.to
+    }
+
+    /// Points later requests at `to` (after the transport followed a redirect).
+    pub fn set_endpoint(&mut self, to: impl Into<String>) {
+        self.config.to = to.into();
+    }
+
+    /// The runspace pool (for application private data, protocol version, SecureStrings).
+    pub fn pool(&self) -> &RunspacePool {
+        &self.pool
+    }
+
+    /// True when a request is in flight.
+    pub fn is_waiting(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// True when no pipeline is running and nothing is queued for the server.
+    pub fn is_idle(&self) -> bool {
+        self.pipelines.values().all(|p| p.finished) && !self.pool.has_data_to_send()
+    }
+
+    /// Queues the Create that opens the pool.
+    pub fn open(&mut self) -> Result<(), SessionError> {
+        if self.phase != Phase::New {
+            return Err(self.state_error("open"));
+        }
+        self.pool.open()?;
+        self.phase = Phase::Creating;
+        Ok(())
+    }
+
+    /// Starts pipeline `pipeline_id` (it becomes the WS-Man CommandId).
+    pub fn invoke(
+        &mut self,
+        pipeline_id: Uuid,
+        request: CreatePipeline,
+    ) -> Result<(), SessionError> {
+        if self.phase != Phase::Opened {
+            return Err(self.state_error("invoke a pipeline"));
+        }
+        self.pool.create_pipeline(pipeline_id, request)?;
+        self.pipelines.insert(
+            pipeline_id,
+            PipeSlot {
+                command_id: pipeline_id,
+                commanded: false,
+                finished: false,
+                stop_requested: false,
+                stop_sent: false,
+                terminate_sent: false,
+            },
+        );
+        self.order.push_back(pipeline_id);
+        Ok(())
+    }
+
+    /// Queues one input object for a pipeline created with input.
+    pub fn send_input(&mut self, pipeline_id: Uuid, value: Value) -> Result<(), SessionError> {
+        self.pool.pipeline(pipeline_id)?.send_input(value)?;
+        Ok(())
+    }
+
+    /// Queues the end of a pipeline's input.
+    pub fn end_input(&mut self, pipeline_id: Uuid) -> Result<(), SessionError> {
+        self.pool.pipeline(pipeline_id)?.end_input()?;
+        Ok(())
+    }
+
+    /// Asks the server to stop a pipeline (a PowerShell Ctrl+C signal).
+    pub fn stop(&mut self, pipeline_id: Uuid) -> Result<(), SessionError> {
+        let slot = self
+            .pipelines
+            .get_mut(&pipeline_id)
+            .ok_or(rps_psrp::error::StateError::UnknownPipeline(pipeline_id))?;
+        if !slot.finished {
+            slot.stop_requested = true;
+        }
+        Ok(())
+    }
+
+    /// Queues the answer to a host call.
+    pub fn host_reply(&mut self, reply: HostReply) -> Result<(), SessionError> {
+        self.pool.send_host_reply(reply)?;
+        Ok(())
+    }
+
+    /// Closes the session: running pipelines are stopped, then the shell is deleted.
+    pub fn close(&mut self) {
+        match self.phase {
+            Phase::New => self.phase = Phase::Closed,
+            Phase::Closed | Phase::Closing => {}
+            _ => {
+                for slot in self.pipelines.values_mut() {
+                    if !slot.finished {
+                        slot.stop_requested = true;
+                    }
+                }
+                self.phase = Phase::Closing;
+            }
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// The WS-Man CommandId of a pipeline.
+    fn command_id(&self, pipeline_id: Uuid) -> Uuid {
+        self.pipelines
+            .get(&pipeline_id)
+            .map_or(pipeline_id, |p| p.command_id)
+    }
+
+    /// The pipeline a WS-Man CommandId belongs to.
+    fn pipeline_of(&self, command_id: Uuid) -> Uuid {
+        self.pipelines
+            .iter()
+            .find(|(_, p)| p.command_id == command_id)
+            .map_or(command_id, |(id, _)| *id)
+    }
+
+    fn state_error(&self, action: &'static str) -> SessionError {
+        SessionError::State {
+            action,
+            state: self.phase.name(),
+        }
+    }
+
+    fn header(&mut self, action: &str) -> Header {
+        let mut h = Header::request(
+            self.config.to.clone(),
+            action,
+            self.config.resource_uri.clone(),
+            self.ids.next_id(),
+        )
+        .with_max_envelope_size(self.max_envelope_size)
+        .with_operation_timeout_secs(self.config.operation_timeout_secs)
+        .with_locale(&self.config.locale, &self.config.locale);
+        if let Some(sid) = self.config.session_id {
+            h = h.with_session_id(sid);
+        }
+        h
+    }
+
+    fn shell_header(&mut self, action: &str) -> Header {
+        let shell_id = self.shell_id;
+        self.header(action).with_shell_id(shell_id)
+    }
+
+    fn budget(&mut self, stream: &str, command_id: Option<Uuid>) -> usize {
+        let probe = Envelope::new(
+            self.shell_header(action::SEND),
+            Body::send(stream, command_id, Vec::new()),
+        );
+        payload_budget(self.max_envelope_size, probe.encode().len())
+    }
+
+    fn request(&mut self, operation: Operation, header: Header, body: Body) -> WsmanRequest {
+        let message_id = header.message_uuid().unwrap_or_default();
+        let env = Envelope::new(header, body);
+        self.in_flight = Some(operation);
+        WsmanRequest {
+            operation,
+            message_id,
+            body: Bytes::from(env.encode()),
+        }
+    }
+
+    /// The next request to send, or `None` while one is in flight or nothing is to be done.
+    pub fn poll_request(&mut self) -> Result<Option<WsmanRequest>, SessionError> {
+        if self.in_flight.is_some() {
+            return Ok(None);
+        }
+        match self.phase {
+            Phase::New | Phase::Closed | Phase::Failed => return Ok(None),
+            Phase::Creating => {
+                // The opening messages travel in the Create's creationXml.
+                let probe = Envelope::new(
+                    self.header(action::CREATE),
+                    Body::create_powershell(self.shell_id, Vec::new()),
+                );
+                let budget = payload_budget(self.max_envelope_size, probe.encode().len());
+                let data = self
+                    .pool
+                    .data_to_send(budget)?
+                    .map(|d| d.data)
+                    .unwrap_or_default();
+                let version = self.config.pool.protocol_version.clone();
+                let header =
+                    self.header(action::CREATE)
+                        .with_option("protocolversion", version, Some(true));
+                let body = Body::create_powershell(self.shell_id, data);
+                return Ok(Some(self.request(Operation::Create, header, body)));
+            }
+            _ => {}
+        }
+        // Signals first: a stop must not wait behind queued input.
+        let to_signal = self.order.iter().copied().find(|id| {
+            self.pipelines
+                .get(id)
+                .is_some_and(|p| p.commanded && p.stop_requested && !p.stop_sent && !p.finished)
+        });
+        if let Some(pid) = to_signal {
+            if let Some(slot) = self.pipelines.get_mut(&pid) {
+                slot.stop_sent = true;
+            }
+            let header = self.shell_header(action::SIGNAL);
+            let body = Body::signal(Some(self.command_id(pid)), signal::PS_CTRL_C);
+            return Ok(Some(self.request(Operation::Signal(pid), header, body)));
+        }
+        // Terminate finished commands.
+        if self.config.terminate_finished_pipelines {
+            let done = self.order.iter().copied().find(|id| {
+                self.pipelines
+                    .get(id)
+                    .is_some_and(|p| p.commanded && p.finished && !p.terminate_sent)
+            });
+            if let Some(pid) = done {
+                if let Some(slot) = self.pipelines.get_mut(&pid) {
+                    slot.terminate_sent = true;
+                }
+                let header = self.shell_header(action::SIGNAL);
+                let body = Body::signal(Some(self.command_id(pid)), signal::TERMINATE);
+                return Ok(Some(self.request(Operation::Signal(pid), header, body)));
+            }
+        }
+        // Queued PSRP data: CREATE_PIPELINE goes in a Command, the rest in Sends.
+        if self.pool.has_data_to_send() {
+            let budget = self.budget("stdin", Some(self.shell_id));
+            if let Some(out) = self.pool.data_to_send(budget)? {
+                let pid = out.target.pipeline_id;
+                if let Some(pid) = pid
+                    && let Some(slot) = self.pipelines.get_mut(&pid)
+                    && !slot.commanded
+                {
+                    slot.commanded = true;
+                    let mut header = self.shell_header(action::COMMAND);
+                    header = header.with_option("WINRS_SKIP_CMD_SHELL", "False", None);
+                    let body = Body::command_psrp(pid, &out.data);
+                    return Ok(Some(self.request(Operation::Command(pid), header, body)));
+                }
+                let stream = match out.target.stream {
+                    StreamKind::Default => "stdin",
+                    StreamKind::PromptResponse => "pr",
+                };
+                let header = self.shell_header(action::SEND);
+                let body = Body::send(stream, pid.map(|p| self.command_id(p)), out.data);
+                return Ok(Some(self.request(Operation::Send(pid), header, body)));
+            }
+        }
+        match self.phase {
+            Phase::Opening => {
+                let header = self.shell_header(action::RECEIVE).with_option(
+                    "WSMAN_CMDSHELL_OPTION_KEEPALIVE",
+                    "True",
+                    None,
+                );
+                let body = Body::receive(None);
+                return Ok(Some(self.request(Operation::Receive(None), header, body)));
+            }
+            Phase::Opened | Phase::Closing => {
+                let running = self.order.iter().copied().find(|id| {
+                    self.pipelines
+                        .get(id)
+                        .is_some_and(|p| p.commanded && !p.finished)
+                });
+                if let Some(pid) = running {
+                    // Round robin between running pipelines.
+                    self.order.retain(|id| *id != pid);
+                    self.order.push_back(pid);
+                    let header = self.shell_header(action::RECEIVE).with_option(
+                        "WSMAN_CMDSHELL_OPTION_KEEPALIVE",
+                        "True",
+                        None,
+                    );
+                    let body = Body::receive(Some(self.command_id(pid)));
+                    return Ok(Some(self.request(
+                        Operation::Receive(Some(pid)),
+                        header,
+                        body,
+                    )));
+                }
+                if self.phase == Phase::Closing {
+                    let header = self.shell_header(action::DELETE);
+                    return Ok(Some(self.request(Operation::Delete, header, Body::Delete)));
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Handles the HTTP status and body that answered the request in flight.
+    pub fn handle_response(&mut self, status: u16, body: &[u8]) -> Result<(), SessionError> {
+        let Some(op) = self.in_flight.take() else {
+            return Err(SessionError::State {
+                action: "handle a response",
+                state: "not waiting",
+            });
+        };
+        let result = self.handle(op, status, body);
+        if let Err(e) = &result {
+            self.fail(op, e);
+        }
+        result
+    }
+
+    /// Handles a transport failure of the request in flight: the session fails, except that
+    /// a failed Receive is retried on the next [`Session::poll_request`].
+    pub fn handle_transport_error(&mut self, message: &str) -> Result<(), SessionError> {
+        let Some(op) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let err = SessionError::Transport {
+            operation: op.name(),
+            message: message.to_owned(),
+        };
+        if matches!(op, Operation::Receive(_)) {
+            // Nothing was lost: the server keeps undelivered output for the next Receive.
+            return Err(err);
+        }
+        self.fail(op, &err);
+        Err(err)
+    }
+
+    fn fail(&mut self, op: Operation, e: &SessionError) {
+        match op {
+            Operation::Command(pid)
+            | Operation::Receive(Some(pid))
+            | Operation::Send(Some(pid))
+                if self.phase == Phase::Opened || self.phase == Phase::Closing =>
+            {
+                // The pipeline is lost; the pool may live on.
+                if let Some(slot) = self.pipelines.get_mut(&pid)
+                    && !slot.finished
+                {
+                    slot.finished = true;
+                    self.events.push_back(SessionEvent::PipelineError {
+                        pipeline_id: pid,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            Operation::Signal(_) => {}
+            Operation::Delete => {
+                self.phase = Phase::Closed;
+                self.pool.closed();
+                self.events.push_back(SessionEvent::Closed);
+            }
+            _ => self.phase = Phase::Failed,
+        }
+    }
+
+    fn handle(&mut self, op: Operation, status: u16, body: &[u8]) -> Result<(), SessionError> {
+        let env = match Envelope::decode(body) {
+            Ok(env) => env,
+            Err(source) if status == 200 => {
+                return Err(SessionError::Envelope {
+                    operation: op.name(),
+                    source,
+                });
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(&body[..body.len().min(512)])
+                    .trim()
+                    .to_owned();
+                return Err(SessionError::Http {
+                    operation: op.name(),
+                    status,
+                    text,
+                });
+            }
+        };
+        if let Body::Fault(fault) = env.body {
+            if op == Operation::Receive(None) || matches!(op, Operation::Receive(Some(_))) {
+                if fault.is_operation_timeout() {
+                    // Normal: nothing arrived within OperationTimeout. Receive again.
+                    return Ok(());
+                }
+            }
+            if let Operation::Signal(_) = op {
+                // The pipeline may have finished before the signal arrived.
+                return Ok(());
+            }
+            return Err(SessionError::Fault {
+                operation: op.name(),
+                fault: Box::new(fault),
+            });
+        }
+        if status != 200 {
+            return Err(SessionError::Http {
+                operation: op.name(),
+                status,
+                text: String::new(),
+            });
+        }
+        match (op, env.body) {
+            (Operation::Create, Body::CreateResponse(resp)) => {
+                // Older servers choose their own ShellId; WS-Man selectors must use theirs.
+                if let Some(id) = resp.shell_id().and_then(|s| s.parse().ok()) {
+                    self.shell_id = id;
+                }
+                self.phase = Phase::Opening;
+                Ok(())
+            }
+            (Operation::Receive(pid), Body::ReceiveResponse(resp)) => {
+                for s in resp.streams {
+                    let from = s
+                        .command_id
+                        .as_deref()
+                        .and_then(|c| c.parse().ok())
+                        .map(|c| self.pipeline_of(c))
+                        .or(pid);
+                    self.pool.receive_on(from, Bytes::from(s.data))?;
+                }
+                self.drain_pool()?;
+                if let (Some(pid), Some(state)) = (pid, resp.command_state)
+                    && state.is_done()
+                    && let Some(slot) = self.pipelines.get_mut(&pid)
+                    && !slot.finished
+                {
+                    // The command ended without a final PIPELINE_STATE.
+                    slot.finished = true;
+                    self.events.push_back(SessionEvent::PipelineFinished {
+                        pipeline_id: pid,
+                        state: PsInvocationState::Completed,
+                        error_record: None,
+                    });
+                }
+                Ok(())
+            }
+            (Operation::Command(pid), Body::CommandResponse { command_id }) => {
+                // Older servers choose their own CommandId.
+                if let (Ok(cid), Some(slot)) =
+                    (command_id.parse::<Uuid>(), self.pipelines.get_mut(&pid))
+                {
+                    slot.command_id = cid;
+                }
+                Ok(())
+            }
+            (Operation::Send(_), Body::SendResponse)
+            | (Operation::Signal(_), Body::SignalResponse) => Ok(()),
+            (Operation::Delete, Body::DeleteResponse | Body::Empty) => {
+                self.phase = Phase::Closed;
+                self.pool.closed();
+                self.events.push_back(SessionEvent::Closed);
+                Ok(())
+            }
+            (op, _) => Err(SessionError::Unexpected {
+                operation: op.name(),
+                found: env.header.action.unwrap_or_else(|| "no action".to_owned()),
+            }),
+        }
+    }
+
+    fn drain_pool(&mut self) -> Result<(), SessionError> {
+        while let Some(ev) = self.pool.next_event()? {
+            match ev {
+                ClientEvent::Negotiated {
+                    protocol_version, ..
+                } => {
+                    if self.config.raise_envelope_size
+                        && protocol_version.as_str() >= "2.2"
+                        && self.max_envelope_size < 512_000
+                    {
+                        self.max_envelope_size = 512_000;
+                    }
+                }
+                ClientEvent::PoolState { state, error } => {
+                    if state == RunspacePoolState::Opened && self.phase == Phase::Opening {
+                        self.phase = Phase::Opened;
+                        let protocol_version =
+                            self.pool.protocol_version().unwrap_or("2.1").to_owned();
+                        self.events
+                            .push_back(SessionEvent::Opened { protocol_version });
+                    } else {
+                        if matches!(state, RunspacePoolState::Broken | RunspacePoolState::Closed) {
+                            self.phase = Phase::Closing;
+                        }
+                        self.events
+                            .push_back(SessionEvent::PoolState { state, error });
+                    }
+                }
+                ClientEvent::Output { pipeline_id, value } => {
+                    self.events
+                        .push_back(SessionEvent::Output { pipeline_id, value });
+                }
+                ClientEvent::Record {
+                    pipeline_id,
+                    kind,
+                    value,
+                } => self.events.push_back(SessionEvent::Record {
+                    pipeline_id,
+                    kind,
+                    value,
+                }),
+                ClientEvent::HostCall(call) => self.events.push_back(SessionEvent::HostCall(call)),
+                ClientEvent::PipelineState {
+                    pipeline_id,
+                    state,
+                    error_record,
+                } => {
+                    if state.is_terminal()
+                        && let Some(slot) = self.pipelines.get_mut(&pipeline_id)
+                    {
+                        slot.finished = true;
+                        self.events.push_back(SessionEvent::PipelineFinished {
+                            pipeline_id,
+                            state,
+                            error_record,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,0 @@
-//! Access tokens and the providers that acquire and refresh them.
