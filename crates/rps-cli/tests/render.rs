@@ -24,9 +24,20 @@ fn prop(name: &str, value: impl Into<Value>) -> Property {
     }
 }
 
-/// An Exchange value type: shown by its ToString.
+/// An Exchange value type: shown by its ToString in text formats.
 fn typed(type_name: &str, to_string: &str) -> Value {
     let mut o = Object::with_type_names([type_name, "Deserialized.System.Object"]);
+    o.to_string = Some(to_string.to_owned());
+    Value::object(o)
+}
+
+/// A quota (`Unlimited<ByteQuantifiedSize>`): a ToString and properties.
+fn quota(to_string: &str) -> Value {
+    let mut o = Object::with_type_names([
+        "Deserialized.Microsoft.Exchange.Data.Unlimited`1[[Microsoft.Exchange.Data.ByteQuantifiedSize]]",
+        "Deserialized.System.ValueType",
+        "Deserialized.System.Object",
+    ]);
     o.to_string = Some(to_string.to_owned());
     o.adapted = vec![prop("IsUnlimited", to_string == "Unlimited")];
     Value::object(o)
@@ -72,13 +83,7 @@ fn mailbox(m: &Mbx<'_>) -> Value {
                 "EURPR03DG123-db045",
             ),
         ),
-        prop(
-            "ProhibitSendQuota",
-            typed(
-                "Deserialized.Microsoft.Exchange.Data.Unlimited`1[[Microsoft.Exchange.Data.ByteQuantifiedSize]]",
-                m.quota,
-            ),
-        ),
+        prop("ProhibitSendQuota", quota(m.quota)),
         prop("UseDatabaseQuotaDefaults", false),
         prop("RetainDeletedItemsFor", Value::Duration("P14D".into())),
         prop(
@@ -431,7 +436,11 @@ fn secrets_bytes_hashtables_and_multiline_text() {
 
     let j: serde_json::Value =
         serde_json::from_str(&render(Format::Jsonl, &Options::default(), &values)).unwrap();
-    assert_eq!(j["Password"], json!("System.Security.SecureString"));
+    assert_eq!(
+        j["Password"],
+        json!(rps_psrp::clixml::json::SECURE_STRING_MARKER)
+    );
+    assert!(!j.to_string().contains("AAECAwQFBgcICQ"));
     assert_eq!(j["Thumbnail"], json!("AQIDBAU="));
     assert_eq!(j["Changes"], json!({"Add": "smtp:a@b.c"}));
     assert_eq!(j["Huge"], json!("Infinity"));
@@ -451,10 +460,9 @@ fn json_is_one_array_of_records() {
     let m = &arr[0];
     assert_eq!(m["Name"], json!("John Doe"));
     assert_eq!(m["RecipientTypeDetails"], json!("UserMailbox"));
-    assert_eq!(
-        m["ProhibitSendQuota"],
-        json!("99 GB (106,300,440,576 bytes)")
-    );
+    // The project's JSON form: value types with properties stay objects, others their text.
+    assert_eq!(m["ProhibitSendQuota"], json!({"IsUnlimited": false}));
+    assert_eq!(m["Database"], json!("EURPR03DG123-db045"));
     assert_eq!(
         m["EmailAddresses"],
         json!([
@@ -464,7 +472,7 @@ fn json_is_one_array_of_records() {
     );
     assert_eq!(m["ExtensionCustomAttribute1"], json!([]));
     assert_eq!(m["WhenCreated"], json!("2021-03-04T09:15:27.123+00:00"));
-    assert_eq!(m["RetainDeletedItemsFor"], json!("14.00:00:00"));
+    assert_eq!(m["RetainDeletedItemsFor"], json!("P14D"));
     assert_eq!(m["ItemCount"], json!(1234));
     assert_eq!(m["UseDatabaseQuotaDefaults"], json!(false));
     assert_eq!(m["ArchiveDatabase"], json!(null));

@@ -75,7 +75,10 @@ fn mailbox(i: usize, shared: &Shared) -> Value {
         "MaxSendSize",
         Value::Str("35 MB (36,700,160 bytes)".into()),
     ));
-    props.push(p("HiddenFromAddressListsEnabled", Value::Bool(i % 7 == 0)));
+    props.push(p(
+        "HiddenFromAddressListsEnabled",
+        Value::Bool(i.is_multiple_of(7)),
+    ));
     props.push(p("LitigationHoldEnabled", Value::Bool(false)));
     props.push(p("ArchiveGuid", Value::Guid(uuid::Uuid::nil())));
     props.push(p("ForwardingAddress", Value::Nil));

@@ -33,7 +33,7 @@ fn load_chunks() -> Option<Vec<Bytes>> {
     Some(chunks)
 }
 
-fn generate_chunks() -> Vec<Bytes> {
+fn generate_chunks(budget: usize) -> Vec<Bytes> {
     let mut q = OutgoingQueue::new(1);
     for i in 0..1000u32 {
         let mut msg = Vec::new();
@@ -54,23 +54,29 @@ fn generate_chunks() -> Vec<Bytes> {
         q.push(Bytes::from(msg));
     }
     let mut chunks = Vec::new();
-    while let Ok(Some(c)) = q.take(32 * 1024) {
+    while let Ok(Some(c)) = q.take(budget) {
         chunks.push(Bytes::from(c));
     }
     chunks
 }
 
 fn framing(c: &mut Criterion) {
-    let chunks = load_chunks().unwrap_or_else(generate_chunks);
+    let chunks = load_chunks().unwrap_or_else(|| generate_chunks(32 * 1024));
+    bench_chunks(c, "framing", &chunks);
+    // Every message split over several 1 KiB fragments: the copying path.
+    bench_chunks(c, "framing_1k_fragments", &generate_chunks(1024));
+}
+
+fn bench_chunks(c: &mut Criterion, group: &str, chunks: &[Bytes]) {
     let total: usize = chunks.iter().map(Bytes::len).sum();
-    let mut g = c.benchmark_group("framing");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(total as u64));
 
     g.bench_function("memcpy", |b| {
         let mut dst = vec![0u8; total];
         b.iter(|| {
             let mut at = 0;
-            for ch in &chunks {
+            for ch in chunks {
                 dst[at..at + ch.len()].copy_from_slice(ch);
                 at += ch.len();
             }
@@ -83,7 +89,7 @@ fn framing(c: &mut Criterion) {
         b.iter(|| {
             let mut d = Defragmenter::default();
             let mut count = 0usize;
-            for ch in &chunks {
+            for ch in chunks {
                 d.feed(ch.clone(), &mut done).expect("fragments");
                 for m in done.drain(..) {
                     let raw = RawMessage::decode(m.data).expect("header");

@@ -184,13 +184,11 @@ fn replay_pools(name: &str) -> Vec<(String, Replay)> {
         let Some(resp) = &ex.response else { continue };
         // Older servers pick their own ShellId in the CreateResponse.
         let mut shell = shell;
-        if action == "Create" {
-            if let Some(actual) = common::shell_id(resp) {
-                if let Some(slot) = pools.iter_mut().find(|(s, _)| *s == shell) {
-                    slot.0 = actual.clone();
-                }
-                shell = actual;
+        if let Some(actual) = common::shell_id(resp).filter(|_| action == "Create") {
+            if let Some(slot) = pools.iter_mut().find(|(s, _)| *s == shell) {
+                slot.0 = actual.clone();
             }
+            shell = actual;
         }
         let Some((_, r)) = pools.iter_mut().find(|(s, _)| *s == shell) else {
             continue;

@@ -414,7 +414,6 @@ fn message_for_other_pool_is_rejected() {
 #[test]
 fn server_accepts_recorded_client() {
     #[path = "common/mod.rs"]
-    #[allow(dead_code)]
     mod common;
     let exchanges = common::load("test_client_execute_ps.yml");
     let creation = common::payloads(&exchanges[0].request).remove(0);

@@ -197,3 +197,46 @@ fn recorded_public_key_blob_parses() {
     // Writing it again gives the same bytes.
     assert_eq!(rps_psrp::crypto::public_key_blob(&key).unwrap(), blob);
 }
+
+#[test]
+fn powershell_style_create_pipeline_fixture() {
+    use rps_psrp::clixml::Value;
+    use rps_psrp::messages::{PipelineResultTypes, RemoteStreamOptions};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/psrp/create_pipeline_get_mailbox.xml");
+    let data = Bytes::from(std::fs::read(&path).expect("fixture"));
+    let Message::CreatePipeline(cp) = Message::decode(MessageType::CreatePipeline, &data).unwrap()
+    else {
+        panic!("not a CREATE_PIPELINE");
+    };
+    assert!(cp.no_input);
+    assert_eq!(cp.remote_stream_options, RemoteStreamOptions::ADD_INVOCATION_INFO);
+    let cmds = &cp.power_shell.statements[0];
+    assert_eq!(cmds.len(), 2);
+    assert_eq!(cmds[0].name, "Get-Mailbox");
+    assert!(!cmds[0].is_script);
+    let args: Vec<_> = cmds[0]
+        .args
+        .iter()
+        .map(|a| (a.name.as_deref(), a.value.clone()))
+        .collect();
+    assert_eq!(
+        args,
+        [
+            (Some("Identity"), Value::from("alice@contoso.com")),
+            (Some("ResultSize"), Value::from("Unlimited")),
+            (Some("IgnoreDefaultScope"), Value::Nil),
+        ]
+    );
+    assert_eq!(cmds[0].merges.information, Some(PipelineResultTypes::None));
+    assert_eq!(cmds[1].merges.error, None);
+    assert_eq!(cmds[1].args[0].name, None);
+    assert_eq!(cmds[1].args[0].value, Value::from("DisplayName"));
+    // Our encoding of it decodes to the same request.
+    let again = Message::decode(
+        MessageType::CreatePipeline,
+        &Message::CreatePipeline(cp.clone()).encode_data(),
+    )
+    .unwrap();
+    assert_eq!(again, Message::CreatePipeline(cp));
+}

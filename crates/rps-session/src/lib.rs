@@ -4,4 +4,9 @@ pub mod cmdline;
 pub mod http;
 pub mod jwt;
 pub mod machine;
+pub mod runspace;
 pub mod token;
+
+pub use runspace::{
+    Command, ConnectOptions, Error, Pipeline, PipelineEvent, PipelineResult, RunspacePool,
+};

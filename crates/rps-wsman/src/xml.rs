@@ -34,7 +34,7 @@ impl RawElement {
         let mut scope = Vec::new();
         serialize(node, &mut xml, &mut scope);
         RawElement {
-            namespace: node.ns.clone(),
+            namespace: node.ns.as_deref().map(str::to_owned),
             name: node.local.clone(),
             xml,
         }
@@ -44,7 +44,7 @@ impl RawElement {
 /// An attribute, namespace-resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct Attr<'a> {
-    pub ns: Option<String>,
+    pub ns: Option<Cow<'static, str>>,
     pub prefix: Option<String>,
     pub local: String,
     pub value: Cow<'a, str>,
@@ -53,7 +53,7 @@ pub(crate) struct Attr<'a> {
 /// An element, namespace-resolved, with its direct text concatenated.
 #[derive(Debug, Clone)]
 pub(crate) struct Node<'a> {
-    pub ns: Option<String>,
+    pub ns: Option<Cow<'static, str>>,
     pub prefix: Option<String>,
     pub local: String,
     pub attrs: Vec<Attr<'a>>,
@@ -272,9 +272,25 @@ fn attach<'a>(
     Ok(())
 }
 
-fn resolve(r: ResolveResult<'_>, pos: u64) -> Result<Option<String>, Error> {
+/// Namespace URIs seen in every envelope, shared instead of allocated per element.
+const KNOWN_NS: [&str; 9] = [
+    ns::SOAP,
+    ns::ADDRESSING,
+    ns::WSMAN,
+    ns::WSMV,
+    ns::SHELL,
+    ns::POWERSHELL,
+    ns::TRANSFER,
+    ns::ENUMERATION,
+    ns::XML,
+];
+
+fn resolve(r: ResolveResult<'_>, pos: u64) -> Result<Option<Cow<'static, str>>, Error> {
     match r {
-        ResolveResult::Bound(ns) => Ok(Some(ns.0.to_owned())),
+        ResolveResult::Bound(n) => Ok(Some(match KNOWN_NS.iter().find(|k| **k == n.0) {
+            Some(k) => Cow::Borrowed(*k),
+            None => Cow::Owned(n.0.to_owned()),
+        })),
         ResolveResult::Unbound => Ok(None),
         ResolveResult::Unknown(p) => {
             Err(malformed(pos, &format!("unbound namespace prefix {p:?}")))

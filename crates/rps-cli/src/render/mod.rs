@@ -4,9 +4,11 @@
 //! writes them in the chosen [`Format`] without holding the whole output: the table buffers
 //! only a window of rows to size its columns, the others write each value as it comes.
 //!
-//! Text formats show values the way PowerShell's formatter does: `True`/`False`, lists as
-//! `{a, b, c, d...}`, enums and Exchange value types (quotas, identities) by their `ToString`,
-//! TimeSpans as `d.hh:mm:ss`, `$null` as nothing, and a SecureString never by its content.
+//! Text formats (table, list, CSV) show values the way PowerShell's formatter does:
+//! `True`/`False`, lists as `{a, b, c, d...}`, enums and Exchange value types (quotas,
+//! identities) by their `ToString`, TimeSpans as `d.hh:mm:ss`, `$null` as nothing, and a
+//! SecureString never by its content (see [`text`]). JSON and JSON Lines use the project's
+//! JSON form, [`rps_psrp::clixml::json`]; CLIXML is written with [`rps_psrp::clixml::Writer`].
 //!
 //! ```
 //! use rps_cli::render::{self, Format, Options};
@@ -35,8 +37,6 @@ mod json;
 mod list;
 mod table;
 pub mod text;
-
-pub use json::{Json, to_json};
 
 /// An output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]

@@ -67,9 +67,7 @@ fn payload_texts(xml: &str) -> Vec<&str> {
     let mut rest = xml;
     while let Some(lt) = rest.find('<') {
         rest = &rest[lt + 1..];
-        let end = rest
-            .find(|c: char| c == ' ' || c == '>' || c == '/')
-            .unwrap_or(rest.len());
+        let end = rest.find([' ', '>', '/']).unwrap_or(rest.len());
         let name = &rest[..end];
         let local = name.rsplit(':').next().unwrap_or(name);
         if name.starts_with('/') || !TAGS.contains(&local) {
