@@ -59,7 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let values = rps_psrp::clixml::document_from_slice(&bytes)
                 .with_context(|| format!("{name}: not a CLIXML document"))?;
             for v in &values {
-                serde_json::to_writer(&mut out, &rps_psrp::clixml::to_json(v))?;
+                serde_json::to_writer(&mut out, &rps_psrp::clixml::json::to_json(v))?;
                 writeln!(out)?;
             }
         }
@@ -290,7 +290,7 @@ fn psrp_lines(
                     Json::Null
                 } else {
                     match rps_psrp::clixml::from_slice(msg.body()) {
-                        Ok(v) => rps_psrp::clixml::to_json(&v),
+                        Ok(v) => rps_psrp::clixml::json::to_json(&v),
                         Err(e) => {
                             failures += 1;
                             json!({"error": e.to_string()})

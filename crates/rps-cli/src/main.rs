@@ -1,23 +1,126 @@
 //! The `rps` command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-
-use rps_cli::decode;
+use rps_cli::connect::{self, AuthArgs, ExoArgs, InvokeArgs, TransportArgs};
+use rps_cli::run::{self, OutputArgs};
+use rps_cli::{UsageError, decode, token, usage};
+use rps_session::RunspacePool;
+use rps_session::cmdline::{self, CmdletLine};
 
 /// Remote PowerShell for Exchange and WinRM, from any OS.
 #[derive(Parser, Debug)]
-#[command(name = "rps", version, about)]
+#[command(name = "rps", version, about, propagate_version = true)]
 struct Cli {
+    /// More logging on stderr (-v debug, -vv trace); secrets are never logged.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run cmdlets against Exchange Online (legacy remote PowerShell, OAuth as Basic).
+    Exo(ExoCommand),
+    /// Run cmdlets against Security & Compliance PowerShell.
+    Ipps(ExoCommand),
+    /// Run cmdlets against any WinRM endpoint (on-premises Exchange, Windows PowerShell).
+    Invoke(InvokeCommand),
     /// Print every WS-Man envelope (and the PSRP messages inside) of FILE as JSON Lines.
     Decode(decode::Args),
+    /// Work with access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Show a JWT's audience, tenant, app, roles, wids and expiry, with Exchange's needs.
+    Inspect(token::InspectArgs),
+}
+
+/// What to run: a cmdlet line after `--`, or a script file of cmdlet lines.
+#[derive(clap::Args, Debug, Clone)]
+struct CmdletArgs {
+    /// Run one cmdlet line per line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "cmdlet")]
+    script: Option<PathBuf>,
+    /// The cmdlet line, e.g. `-- Get-Mailbox -ResultSize 5`.
+    #[arg(last = true, value_name = "CMDLET")]
+    cmdlet: Vec<String>,
+}
+
+impl CmdletArgs {
+    fn lines(&self) -> anyhow::Result<Vec<CmdletLine>> {
+        if let Some(path) = &self.script {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the script {}", path.display()))?;
+            return cmdline::parse_script(&text)
+                .map_err(|e| usage(format!("{}: {e}", path.display())));
+        }
+        if self.cmdlet.is_empty() {
+            return Err(usage(
+                "nothing to run: give a cmdlet after `--`, or --script FILE".into(),
+            ));
+        }
+        let line = if self.cmdlet.len() == 1 {
+            cmdline::parse_line(&self.cmdlet[0])
+        } else {
+            cmdline::parse_args(&self.cmdlet)
+        };
+        Ok(vec![
+            line.map_err(|e| usage(format!("bad cmdlet line: {e}")))?,
+        ])
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct ExoCommand {
+    #[command(flatten)]
+    exo: ExoArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    transport: TransportArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    cmdlet: CmdletArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct InvokeCommand {
+    #[command(flatten)]
+    invoke: InvokeArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    transport: TransportArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// A script to run (where the endpoint allows scripts).
+    #[arg(long, value_name = "SCRIPT", conflicts_with_all = ["script", "cmdlet"])]
+    command: Option<String>,
+    #[command(flatten)]
+    cmdlet: CmdletArgs,
+}
+
+fn init_tracing(verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    let level = if verbose == 1 { "debug" } else { "trace" };
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "rps_session={level},rps_replay={level},rps_cli={level}"
+    ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -29,14 +132,84 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Token(TokenCommand::Inspect(args)) => token::inspect(&args).map(ExitCode::from),
+        Command::Exo(c) => block_on(exo(c, false)),
+        Command::Ipps(c) => block_on(exo(c, true)),
+        Command::Invoke(c) => block_on(invoke(c)),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rps: {e:#}");
-            ExitCode::from(1)
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+async fn run_on(
+    options: rps_session::ConnectOptions,
+    lines: &[CmdletLine],
+    output: &OutputArgs,
+) -> anyhow::Result<ExitCode> {
+    let host = options.endpoint.url.host_str().unwrap_or("").to_owned();
+    let pool = RunspacePool::connect(options)
+        .await
+        .with_context(|| format!("cannot connect to {host}"))?;
+    let outcome = run::run_lines(&pool, lines, output).await;
+    let closed = pool.close().await;
+    let outcome = outcome?;
+    closed.context("cannot close the session")?;
+    Ok(ExitCode::from(outcome.exit_code()))
+}
+
+async fn exo(c: ExoCommand, compliance: bool) -> anyhow::Result<ExitCode> {
+    let lines = c.cmdlet.lines()?;
+    let options = connect::exo_options(&c.exo, &c.auth, &c.transport, compliance).await?;
+    run_on(options, &lines, &c.output).await
+}
+
+async fn invoke(c: InvokeCommand) -> anyhow::Result<ExitCode> {
+    let options = connect::invoke_options(&c.invoke, &c.auth, &c.transport)?;
+    if let Some(script) = &c.command {
+        let host = options.endpoint.url.host_str().unwrap_or("").to_owned();
+        let pool = RunspacePool::connect(options)
+            .await
+            .with_context(|| format!("cannot connect to {host}"))?;
+        let result = pool
+            .invoke([rps_session::Command::script(script.clone())])
+            .await?
+            .collect()
+            .await;
+        let closed = pool.close().await;
+        let result = result?;
+        closed?;
+        let format = c.output.format();
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        rps_cli::render::render_all(format, &c.output.options(), &result.output, &mut lock)?;
+        for (kind, v) in &result.records {
+            eprintln!("{}", run::record_text(*kind, v));
+        }
+        return Ok(ExitCode::from(u8::from(!result.succeeded())));
+    }
+    let lines = c.cmdlet.lines()?;
+    run_on(options, &lines, &c.output).await
 }

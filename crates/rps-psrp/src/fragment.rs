@@ -278,6 +278,9 @@ pub struct Assembled {
     pub data: Bytes,
 }
 
+/// An object being assembled. Its blobs are copied into an owned buffer rather than kept as
+/// slices of the input: a slice would keep its whole transport buffer alive, so the bytes
+/// held could far exceed what [`DefragLimits::max_buffered`] counts.
 #[derive(Debug)]
 struct Partial {
     next: u64,
@@ -342,21 +345,28 @@ impl Defragmenter {
                 });
             }
             self.reserve(frag.blob.len())?;
-            let mut buf = BytesMut::with_capacity(frag.blob.len() * 2);
+            let cap = frag
+                .blob
+                .len()
+                .saturating_mul(4)
+                .min(self.limits.max_buffered);
+            let mut buf = BytesMut::with_capacity(cap);
             buf.extend_from_slice(&frag.blob);
             self.partial.insert(id, Partial { next: 1, buf });
             return Ok(None);
         }
-        let Some(expected) = self.partial.get(&id).map(|p| p.next) else {
+        let limit = self.limits.max_buffered;
+        let needed = self.buffered.saturating_add(frag.blob.len());
+        let Some(p) = self.partial.get_mut(&id) else {
             return Err(FragmentError::MissingStart {
                 object_id: id,
                 fragment_id: h.fragment_id,
             });
         };
-        if h.fragment_id != expected {
-            let got = h.fragment_id;
-            self.drop_object(id);
-            return Err(if got > expected {
+        let expected = p.next;
+        let got = h.fragment_id;
+        let err = if got != expected {
+            Some(if got > expected {
                 FragmentError::Gap {
                     object_id: id,
                     expected,
@@ -373,17 +383,19 @@ impl Defragmenter {
                     expected,
                     got,
                 }
-            });
-        }
-        if let Err(e) = self.reserve(frag.blob.len()) {
+            })
+        } else if needed > limit {
+            Some(FragmentError::Overflow { needed, limit })
+        } else {
+            None
+        };
+        if let Some(e) = err {
             self.drop_object(id);
             return Err(e);
         }
-        let Some(p) = self.partial.get_mut(&id) else {
-            return Ok(None);
-        };
         p.buf.extend_from_slice(&frag.blob);
         p.next = expected.saturating_add(1);
+        self.buffered = needed;
         if !h.is_end() {
             return Ok(None);
         }

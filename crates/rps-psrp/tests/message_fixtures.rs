@@ -210,7 +210,10 @@ fn powershell_style_create_pipeline_fixture() {
         panic!("not a CREATE_PIPELINE");
     };
     assert!(cp.no_input);
-    assert_eq!(cp.remote_stream_options, RemoteStreamOptions::ADD_INVOCATION_INFO);
+    assert_eq!(
+        cp.remote_stream_options,
+        RemoteStreamOptions::ADD_INVOCATION_INFO
+    );
     let cmds = &cp.power_shell.statements[0];
     assert_eq!(cmds.len(), 2);
     assert_eq!(cmds[0].name, "Get-Mailbox");

@@ -371,3 +371,59 @@ async fn invalid_urls_are_typed() {
         .unwrap_err();
     assert!(matches!(err, TransportError::InvalidUrl { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn chunked_body_without_length_is_bounded_too() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = http_support::read_head(&mut s).await;
+            let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..20 {
+                out.extend_from_slice(b"100\r\n");
+                out.extend_from_slice(&[b'z'; 256]);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            let _ = s.write_all(&out).await;
+        }
+    });
+    let url = Url::parse(&format!("http://{addr}/")).unwrap();
+    let mut t = transport(TransportConfig::default().max_response_body(4096));
+    let err = t
+        .send(&HttpRequest::new(Method::Get, url.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TransportError::BodyTooLarge { limit: 4096, .. }),
+        "{err:?}"
+    );
+    let mut t = transport(TransportConfig::default().max_response_body(5120));
+    assert_eq!(
+        t.send(&HttpRequest::new(Method::Get, url))
+            .await
+            .unwrap()
+            .body
+            .len(),
+        5120
+    );
+    task.abort();
+}
+
+#[test]
+fn defaults_verify_and_root_choices_build() {
+    let cfg = TransportConfig::default();
+    assert!(!cfg.danger_accept_invalid_certs);
+    assert_eq!(cfg.roots, TlsRoots::WebPki);
+    assert!(Transport::new(TransportConfig::default().roots(TlsRoots::WebPkiAndNative)).is_ok());
+}
+
+#[test]
+fn proxy_credentials_stay_out_of_debug() {
+    let proxy = Url::parse("http://proxyuser:proxy-pass-123@proxy.corp:3128").unwrap();
+    let t = transport(TransportConfig::default().proxy(ProxyConfig::explicit(proxy)));
+    let shown = format!("{t:?} {:?}", t.config());
+    assert!(shown.contains("proxy.corp"), "{shown}");
+    assert!(!shown.contains("proxy-pass-123") && !shown.contains("proxyuser"), "{shown}");
+}

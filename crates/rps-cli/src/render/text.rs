@@ -1,7 +1,7 @@
 //! PowerShell-like text for values, and the choice of properties to show.
 
 use rps_psrp::clixml::{Object, ObjectBase, Value};
-use unicode_width::UnicodeWidthStr;
+use unicode_width::UnicodeWidthChar;
 
 /// How many items of a list the text form shows before `...` (PowerShell's
 /// `$FormatEnumerationLimit`).
@@ -221,9 +221,14 @@ pub fn sanitize(s: &str, keep_newlines: bool) -> String {
         .collect()
 }
 
-/// Display width in terminal columns.
+/// Display width in terminal columns: the sum of the characters' widths (control characters
+/// count as zero), the same measure [`truncate`] cuts by.
 pub fn width(s: &str) -> usize {
-    UnicodeWidthStr::width(s)
+    s.chars().map(char_width).sum()
+}
+
+fn char_width(c: char) -> usize {
+    UnicodeWidthChar::width(c).unwrap_or(0)
 }
 
 /// Cuts `s` to at most `max` columns, ending it with an ellipsis when cut.
@@ -237,7 +242,7 @@ pub fn truncate(s: &str, max: usize, ascii: bool) -> String {
     let mut out = String::new();
     let mut used = 0;
     for c in s.chars() {
-        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        let w = char_width(c);
         if used + w > room {
             break;
         }

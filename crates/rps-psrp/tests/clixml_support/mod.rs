@@ -86,7 +86,7 @@ fn payload_texts(xml: &str) -> Vec<&str> {
 }
 
 /// Splits single-fragment (Start|End) messages out of fragment bytes.
-fn messages(bytes: &[u8], mut push: impl FnMut(u32, Vec<u8>)) {
+pub fn messages(bytes: &[u8], mut push: impl FnMut(u32, Vec<u8>)) {
     let mut rest = bytes;
     while rest.len() >= 21 {
         let flags = rest[16];
