@@ -64,7 +64,7 @@ impl CmdletArgs {
         }
         if self.cmdlet.is_empty() {
             return Err(usage(
-                "nothing to run: give a cmdlet after `--`, or --script FILE".into(),
+                "nothing to run: give a cmdlet after `--`, or --script FILE",
             ));
         }
         let line = if self.cmdlet.len() == 1 {

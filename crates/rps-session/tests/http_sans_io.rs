@@ -361,7 +361,19 @@ fn debug_output_never_shows_secrets() {
     )
     .unwrap();
 
+    let mut resp_headers = rps_session::http::Headers::new();
+    resp_headers.append("Set-Cookie", "MS-WSMAN=cookie-value-zzz; path=/");
+    resp_headers.append("Content-Type", "text/plain");
+    let resp = rps_session::http::HttpResponse {
+        status: 200,
+        headers: resp_headers,
+        body: bytes::Bytes::from_static(b"hunter2 in a body"),
+        url: url("https://h/?email=hunter2"),
+    };
+    let cookie = jar.iter().next().unwrap().clone();
     let outputs = [
+        format!("{resp:?}"),
+        format!("{cookie:?}"),
         format!("{creds:?}"),
         format!("{oauth:?}"),
         format!("{token:?}"),

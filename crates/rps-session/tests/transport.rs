@@ -425,5 +425,8 @@ fn proxy_credentials_stay_out_of_debug() {
     let t = transport(TransportConfig::default().proxy(ProxyConfig::explicit(proxy)));
     let shown = format!("{t:?} {:?}", t.config());
     assert!(shown.contains("proxy.corp"), "{shown}");
-    assert!(!shown.contains("proxy-pass-123") && !shown.contains("proxyuser"), "{shown}");
+    assert!(
+        !shown.contains("proxy-pass-123") && !shown.contains("proxyuser"),
+        "{shown}"
+    );
 }
