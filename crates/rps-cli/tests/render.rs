@@ -634,3 +634,26 @@ fn unknown_types_get_their_first_properties() {
     assert_eq!(out.lines().next().unwrap(), "P0 P1 P2 P3 P4 P5");
     assert_eq!(out.lines().nth(2).unwrap(), " 0  1  2  3  4  5");
 }
+
+#[test]
+fn type_defaults_apply_only_when_the_object_has_them() {
+    // A Mailbox-typed object with a trimmed property set (as Get-EXOMailbox returns).
+    let mut o = Object::with_type_names(MAILBOX_TYPES);
+    o.adapted = vec![
+        prop("UserPrincipalName", "a@contoso.com"),
+        prop("PrimarySmtpAddress", "a@contoso.com"),
+    ];
+    let out = render(Format::Table, &Options::default(), &[Value::object(o)]);
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "UserPrincipalName PrimarySmtpAddress"
+    );
+    // A mailbox with only some of the default columns still gets all four.
+    let mut o = Object::with_type_names(MAILBOX_TYPES);
+    o.adapted = vec![prop("Name", "n"), prop("Other", 1)];
+    let out = render(Format::Table, &Options::default(), &[Value::object(o)]);
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "Name Alias ServerName ProhibitSendQuota"
+    );
+}

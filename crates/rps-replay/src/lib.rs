@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod pypsrp;
+pub mod recorder;
+pub mod replayer;
 pub mod transcript;
 
 pub use transcript::Transcript;

@@ -227,7 +227,7 @@ pub fn parse_line(line: &str) -> Result<CmdletLine, CmdlineError> {
 /// Each word is one token. A word of the form `-Name` or `-Name:value` is a parameter and a
 /// lone `|` separates commands. Any other word is a value: a word starting with `@`, `$`, a
 /// quote, `(`, `{` or `[`, or holding a comma and no whitespace, is read with the PowerShell
-/// syntax above (so `a,b,c`, `@{k=1}`, `'x'` and `$false` work); other words are taken
+/// syntax of [`parse_line`] (so `a,b,c`, `@{k=1}`, `'x'` and `$false` work); other words are taken
 /// literally (a number if they read as one, else a string), so `"john doe"` quoted for the
 /// shell stays one string. Error columns count in the words joined by single spaces.
 pub fn parse_args(args: &[String]) -> Result<CmdletLine, CmdlineError> {
@@ -320,7 +320,13 @@ pub fn parse_args(args: &[String]) -> Result<CmdletLine, CmdlineError> {
     match current {
         Some(cmd) => commands.push(cmd),
         None if commands.is_empty() => return Err(CmdlineError::Empty),
-        None => return Err(unexpected_at(len + 1, "a command after '|'", "end of line")),
+        None => {
+            return Err(unexpected_at(
+                col.max(1),
+                "a command after '|'",
+                "end of line",
+            ));
+        }
     }
     Ok(CmdletLine { commands })
 }

@@ -8,5 +8,6 @@ pub mod runspace;
 pub mod token;
 
 pub use runspace::{
-    Command, ConnectOptions, Error, Pipeline, PipelineEvent, PipelineResult, RunspacePool,
+    Command, ConnectOptions, Error, ExchangeObserver, Pipeline, PipelineEvent, PipelineResult,
+    RunspacePool,
 };

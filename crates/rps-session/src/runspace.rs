@@ -29,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rps_psrp::clixml::Value;
@@ -39,8 +40,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::http::{
-    ClientError, Credentials, Endpoint, HttpClient, HttpRequest, RedirectPolicy, Transport,
-    TransportConfig, TransportError,
+    ClientError, Credentials, Endpoint, HttpClient, HttpRequest, HttpResponse, RedirectPolicy,
+    Transport, TransportConfig, TransportError,
 };
 use crate::machine::{IdSource, Operation, Session, SessionConfig, SessionError, SessionEvent};
 
@@ -86,6 +87,14 @@ impl From<rps_psrp::messages::Command> for Command {
     }
 }
 
+/// Sees every HTTP exchange of a session, e.g. to record a transcript
+/// (`rps_replay::recorder`). Requests are seen without their `Authorization` and `Cookie`
+/// headers; observers must still redact what they keep.
+pub trait ExchangeObserver: Send + Sync + std::fmt::Debug {
+    /// One exchange: the request and the response, or the transport error's text.
+    fn on_exchange(&self, request: &HttpRequest, response: Result<&HttpResponse, &str>);
+}
+
 /// How to connect.
 #[derive(Debug)]
 pub struct ConnectOptions {
@@ -103,6 +112,8 @@ pub struct ConnectOptions {
     pub operation_timeout_secs: u64,
     /// Initial `wsman:MaxEnvelopeSize` in bytes.
     pub max_envelope_size: u64,
+    /// Sees every HTTP exchange (recording).
+    pub observer: Option<Arc<dyn ExchangeObserver>>,
 }
 
 impl ConnectOptions {
@@ -123,6 +134,7 @@ impl ConnectOptions {
             pool,
             operation_timeout_secs: 20,
             max_envelope_size: 153_600,
+            observer: None,
         }
     }
 }
@@ -280,6 +292,7 @@ impl RunspacePool {
         let mut driver = Driver {
             session,
             http,
+            observer: options.observer,
             url: options.endpoint.url,
             pipelines: HashMap::new(),
             closers: Vec::new(),
@@ -425,6 +438,7 @@ impl futures_core::Stream for Pipeline {
 struct Driver {
     session: Session,
     http: HttpClient,
+    observer: Option<Arc<dyn ExchangeObserver>>,
     url: url::Url,
     pipelines: HashMap<Uuid, mpsc::UnboundedSender<Result<PipelineEvent, Error>>>,
     closers: Vec<oneshot::Sender<Result<(), Error>>>,
@@ -439,10 +453,16 @@ impl Driver {
         };
         let http_req = HttpRequest::winrm(self.url.clone(), req.body);
         let sent = if req.operation == Operation::Create {
-            self.http.send_following(http_req).await
+            self.http.send_following(http_req.clone()).await
         } else {
-            self.http.send(http_req).await
+            self.http.send(http_req.clone()).await
         };
+        if let Some(obs) = &self.observer {
+            match &sent {
+                Ok(resp) => obs.on_exchange(&http_req, Ok(resp)),
+                Err(e) => obs.on_exchange(&http_req, Err(&e.to_string())),
+            }
+        }
         let resp = match sent {
             Ok(resp) => resp,
             Err(e) => {

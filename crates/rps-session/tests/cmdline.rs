@@ -715,7 +715,13 @@ fn argv_errors_point_into_the_joined_line() {
     let e = parse_args(&args(&["Get-Mailbox", "-Identity:$(x)"])).unwrap_err();
     assert_eq!(e.column(), Some(23), "{e}");
     assert!(matches!(parse_args(&[]), Err(CmdlineError::Empty)));
-    assert!(parse_args(&args(&["Get-X", "|"])).is_err());
+    let e = parse_args(&args(&["Get-X", "|"])).unwrap_err();
+    assert_eq!(e.column(), Some(8), "{e}");
+    let e = parse_args(&args(&["Gét-X", "-A", "'x", "|"])).unwrap_err();
+    assert!(
+        matches!(e, CmdlineError::Unterminated { column: 10, .. }),
+        "{e}"
+    );
     assert!(parse_args(&args(&["|", "Get-X"])).is_err());
     assert!(matches!(
         parse_args(&args(&["Get-X", "-A:"])),

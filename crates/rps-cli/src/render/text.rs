@@ -143,8 +143,8 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
 ///
 /// An explicit `selection` wins (wildcards expand against `first`'s properties; plain names
 /// are kept even when `first` lacks them). Otherwise, with `use_type_defaults`, a known
-/// type's [`DEFAULT_COLUMNS`]; otherwise the first `max` properties, without
-/// [`HIDDEN_PROPERTIES`].
+/// type's [`DEFAULT_COLUMNS`] when `first` has at least one of them; otherwise the first
+/// `max` properties, without [`HIDDEN_PROPERTIES`].
 pub fn select_columns(
     first: &Object,
     selection: Option<&[String]>,
@@ -167,7 +167,12 @@ pub fn select_columns(
         }
         return out;
     }
-    if use_type_defaults && let Some(cols) = type_defaults(first) {
+    // A known type's defaults, unless the object carries none of them (a trimmed-down
+    // property set, as `Get-EXOMailbox` returns).
+    if use_type_defaults
+        && let Some(cols) = type_defaults(first)
+        && cols.iter().any(|c| property(first, c).is_some())
+    {
         return cols.iter().map(|c| (*c).to_owned()).collect();
     }
     property_names(first)

@@ -118,6 +118,9 @@ pub type TokenFuture<'a> =
     Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + 'a>>;
 
 /// A source of access tokens. Object safe: credentials hold an `Arc<dyn TokenProvider>`.
+///
+/// Implementations' `Debug` output must not reveal tokens or the secrets used to get
+/// them (it ends up in the `Debug` of [`Credentials`](crate::http::Credentials)).
 pub trait TokenProvider: Send + Sync + fmt::Debug {
     /// A currently valid token (fetched, refreshed or cached as the provider sees fit).
     fn token(&self) -> TokenFuture<'_>;
