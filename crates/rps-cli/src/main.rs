@@ -35,6 +35,19 @@ enum Command {
     /// Work with access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List the cmdlets and parameters an endpoint offers (GET_COMMAND_METADATA).
+    #[command(subcommand)]
+    Commands(CommandsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CommandsCommand {
+    /// Of Exchange Online (names after `--` filter, wildcards allowed).
+    Exo(ExoCommand),
+    /// Of Security & Compliance.
+    Ipps(ExoCommand),
+    /// Of any WinRM endpoint.
+    Invoke(InvokeCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +152,7 @@ fn main() -> ExitCode {
         Command::Exo(c) => block_on(exo(c, false)),
         Command::Ipps(c) => block_on(exo(c, true)),
         Command::Invoke(c) => block_on(invoke(c)),
+        Command::Commands(c) => block_on(commands(c)),
     };
     match result {
         Ok(code) => code,
@@ -212,4 +226,54 @@ async fn invoke(c: InvokeCommand) -> anyhow::Result<ExitCode> {
     }
     let lines = c.cmdlet.lines()?;
     run_on(options, &lines, &c.output).await
+}
+
+async fn commands(c: CommandsCommand) -> anyhow::Result<ExitCode> {
+    let (options, names, output) = match c {
+        CommandsCommand::Exo(c) => (
+            connect::exo_options(&c.exo, &c.auth, &c.transport, false).await?,
+            c.cmdlet.cmdlet,
+            c.output,
+        ),
+        CommandsCommand::Ipps(c) => (
+            connect::exo_options(&c.exo, &c.auth, &c.transport, true).await?,
+            c.cmdlet.cmdlet,
+            c.output,
+        ),
+        CommandsCommand::Invoke(c) => (
+            connect::invoke_options(&c.invoke, &c.auth, &c.transport)?,
+            c.cmdlet.cmdlet,
+            c.output,
+        ),
+    };
+    let names = if names.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        names
+    };
+    let host = options.endpoint.url.host_str().unwrap_or("").to_owned();
+    let pool = RunspacePool::connect(options)
+        .await
+        .with_context(|| format!("cannot connect to {host}"))?;
+    let result = pool.get_command_metadata(names).await?.collect().await;
+    let closed = pool.close().await;
+    let result = result?;
+    closed?;
+    // The first object is the count; the rest describe one command each.
+    let commands: Vec<_> = result
+        .output
+        .iter()
+        .filter(|v| v.as_object().is_some())
+        .collect();
+    let mut options = output.options();
+    if options.properties.is_none() {
+        options = options.with_properties("Name,CommandType,Parameters");
+    }
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    rps_cli::render::render_all(output.format(), &options, commands, &mut lock)?;
+    for (kind, v) in &result.records {
+        eprintln!("{}", run::record_text(*kind, v));
+    }
+    Ok(ExitCode::from(u8::from(!result.succeeded())))
 }

@@ -657,3 +657,19 @@ fn type_defaults_apply_only_when_the_object_has_them() {
         "Name Alias ServerName ProhibitSendQuota"
     );
 }
+
+#[test]
+fn auto_format_follows_powershell() {
+    // Known type: its table view.
+    assert_eq!(render::auto_format(&two_mailboxes()[0]), Format::Table);
+    // Unknown type: a table up to four properties (remoting's own not counted), else a list.
+    let obj = |n: usize| {
+        let mut o = Object::with_type_names(["Deserialized.X"]);
+        o.adapted = (0..n).map(|i| prop(&format!("P{i}"), i as i32)).collect();
+        o.extended = vec![prop("PSComputerName", "x"), prop("RunspaceId", "y")];
+        Value::object(o)
+    };
+    assert_eq!(render::auto_format(&obj(4)), Format::Table);
+    assert_eq!(render::auto_format(&obj(5)), Format::List);
+    assert_eq!(render::auto_format(&Value::from("text")), Format::Table);
+}

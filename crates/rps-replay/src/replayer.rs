@@ -355,7 +355,7 @@ fn diff_into(path: &mut String, e: &Value, f: &Value) -> Option<(String, String,
         return Some((path.clone(), render_value(e), render_value(f)));
     };
     let at = path.len();
-    let mut done = |path: &mut String, r| {
+    let done = |path: &mut String, r| {
         path.truncate(at);
         r
     };
@@ -1048,7 +1048,7 @@ impl Replayer {
                 }
             }
             (Body::Receive(r), Body::Receive(l)) => {
-                let names = |s: &str| s.split_whitespace().collect::<BTreeSet<_>>();
+                let names = |s: &str| s.split_whitespace().map(str::to_owned).collect::<BTreeSet<_>>();
                 if names(&r.desired_streams) != names(&l.desired_streams) {
                     return Err(mm(
                         "Receive.DesiredStream",

@@ -424,6 +424,26 @@ impl Session {
             return Err(self.state_error("invoke a pipeline"));
         }
         self.pool.create_pipeline(pipeline_id, request)?;
+        self.add_slot(pipeline_id);
+        Ok(())
+    }
+
+    /// Asks for command metadata (`Get-Command`-like); the answer arrives as pipeline
+    /// `pipeline_id`'s output: a count, then one CommandMetadata object per command.
+    pub fn get_command_metadata(
+        &mut self,
+        pipeline_id: Uuid,
+        request: rps_psrp::messages::GetCommandMetadata,
+    ) -> Result<(), SessionError> {
+        if self.phase != Phase::Opened {
+            return Err(self.state_error("get command metadata"));
+        }
+        self.pool.get_command_metadata(pipeline_id, request)?;
+        self.add_slot(pipeline_id);
+        Ok(())
+    }
+
+    fn add_slot(&mut self, pipeline_id: Uuid) {
         self.pipelines.insert(
             pipeline_id,
             PipeSlot {
@@ -436,7 +456,6 @@ impl Session {
             },
         );
         self.order.push_back(pipeline_id);
-        Ok(())
     }
 
     /// Queues one input object for a pipeline created with input.

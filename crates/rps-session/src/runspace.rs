@@ -34,7 +34,9 @@ use std::task::{Context, Poll};
 
 use rps_psrp::clixml::Value;
 use rps_psrp::event::{HostReply, PendingHostCall, RecordKind};
-use rps_psrp::messages::{CreatePipeline, PowerShell, PsInvocationState, RunspacePoolState};
+use rps_psrp::messages::{
+    CreatePipeline, GetCommandMetadata, PowerShell, PsInvocationState, RunspacePoolState,
+};
 use rps_psrp::pool::PoolConfig;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -227,9 +229,14 @@ impl PipelineResult {
     }
 }
 
+enum Request {
+    Pipeline(Box<CreatePipeline>),
+    Metadata(GetCommandMetadata),
+}
+
 enum Cmd {
     Invoke {
-        request: Box<CreatePipeline>,
+        request: Request,
         events: mpsc::UnboundedSender<Result<PipelineEvent, Error>>,
         done: oneshot::Sender<Result<Uuid, Error>>,
     },
@@ -330,11 +337,29 @@ impl RunspacePool {
 
     /// Starts a pipeline from a full CREATE_PIPELINE request (input, merges, host).
     pub async fn invoke_request(&self, request: CreatePipeline) -> Result<Pipeline, Error> {
+        self.start(Request::Pipeline(Box::new(request))).await
+    }
+
+    /// Lists the commands the endpoint offers (GET_COMMAND_METADATA): the output is a count
+    /// followed by one `CommandMetadata` object per command matching `names` (wildcards).
+    pub async fn get_command_metadata(&self, names: Vec<String>) -> Result<Pipeline, Error> {
+        let request = GetCommandMetadata {
+            names,
+            // Alias, Function, Filter, Cmdlet, ExternalScript, Application, Script, Workflow
+            // and Configuration: everything.
+            command_type: 0x1FF,
+            namespace: None,
+            argument_list: None,
+        };
+        self.start(Request::Metadata(request)).await
+    }
+
+    async fn start(&self, request: Request) -> Result<Pipeline, Error> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
         self.tx
             .send(Cmd::Invoke {
-                request: Box::new(request),
+                request,
                 events: events_tx,
                 done: done_tx,
             })
@@ -513,7 +538,11 @@ impl Driver {
                 done,
             } => {
                 let id = Uuid::new_v4();
-                match self.session.invoke(id, *request) {
+                let started = match request {
+                    Request::Pipeline(r) => self.session.invoke(id, *r),
+                    Request::Metadata(r) => self.session.get_command_metadata(id, r),
+                };
+                match started {
                     Ok(()) => {
                         self.pipelines.insert(id, events);
                         let _ = done.send(Ok(id));

@@ -160,6 +160,30 @@ pub trait Renderer {
     fn finish(&mut self) -> io::Result<()>;
 }
 
+/// The text format PowerShell would pick for output starting with `first`: a table for
+/// types with default columns or at most four properties, a list for wider records, and a
+/// table (plain lines) for anything that is not a record.
+pub fn auto_format(first: &Value) -> Format {
+    match text::as_record(first) {
+        Some(obj) if text::type_defaults(obj).is_none() => {
+            let shown = text::property_names(obj)
+                .into_iter()
+                .filter(|n| {
+                    !text::HIDDEN_PROPERTIES
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(n))
+                })
+                .count();
+            if shown > 4 {
+                Format::List
+            } else {
+                Format::Table
+            }
+        }
+        _ => Format::Table,
+    }
+}
+
 /// A renderer for `format` writing to `out`.
 pub fn renderer<'w>(
     format: Format,
