@@ -35,9 +35,35 @@ enum Command {
     /// Work with access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Record a session as a transcript: `rps record --out DIR -- exo|ipps|invoke ARGS`.
+    Record(RecordArgs),
     /// List the cmdlets and parameters an endpoint offers (GET_COMMAND_METADATA).
     #[command(subcommand)]
     Commands(CommandsCommand),
+}
+
+#[derive(clap::Args, Debug)]
+struct RecordArgs {
+    /// The folder the transcript goes to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace the endpoint's host names with host.invalid.
+    #[arg(long)]
+    redact_hosts: bool,
+    /// Replace the user name with `user`.
+    #[arg(long)]
+    redact_users: bool,
+    /// The session to record: `exo ...`, `ipps ...` or `invoke ...`.
+    #[arg(last = true, required = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// Where `rps record` wants the running session recorded.
+#[derive(Debug, Clone, Default)]
+struct Recording {
+    path: Option<PathBuf>,
+    redact_hosts: bool,
+    redact_users: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,14 +172,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
-    let result = match cli.command {
-        Command::Decode(args) => decode::run(&args),
-        Command::Token(TokenCommand::Inspect(args)) => token::inspect(&args).map(ExitCode::from),
-        Command::Exo(c) => block_on(exo(c, false)),
-        Command::Ipps(c) => block_on(exo(c, true)),
-        Command::Invoke(c) => block_on(invoke(c)),
-        Command::Commands(c) => block_on(commands(c)),
-    };
+    let result = dispatch(cli.command, Recording::default());
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -165,6 +184,64 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn dispatch(command: Command, rec: Recording) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Decode(args) => decode::run(&args),
+        Command::Token(TokenCommand::Inspect(args)) => token::inspect(&args).map(ExitCode::from),
+        Command::Exo(c) => block_on(exo(c, false, rec)),
+        Command::Ipps(c) => block_on(exo(c, true, rec)),
+        Command::Invoke(c) => block_on(invoke(c, rec)),
+        Command::Commands(c) => block_on(commands(c)),
+        Command::Record(r) => record(r),
+    }
+}
+
+fn record(r: RecordArgs) -> anyhow::Result<ExitCode> {
+    let mut argv = vec!["rps".to_owned()];
+    argv.extend(r.args.iter().cloned());
+    let inner =
+        Cli::try_parse_from(&argv).map_err(|e| usage(format!("bad session to record: {e}")))?;
+    if !matches!(
+        inner.command,
+        Command::Exo(_) | Command::Ipps(_) | Command::Invoke(_)
+    ) {
+        return Err(usage(
+            "rps record takes an exo, ipps or invoke command after `--`",
+        ));
+    }
+    std::fs::create_dir_all(&r.out)
+        .with_context(|| format!("cannot create {}", r.out.display()))?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let path = r.out.join(format!("session-{secs}.yaml"));
+    let rec = Recording {
+        path: Some(path.clone()),
+        redact_hosts: r.redact_hosts,
+        redact_users: r.redact_users,
+    };
+    let code = dispatch(inner.command, rec);
+    eprintln!("rps: transcript written to {}", path.display());
+    code
+}
+
+fn install_recorder(options: &mut rps_session::ConnectOptions, rec: &Recording) {
+    let Some(path) = &rec.path else { return };
+    let mut redaction = rps_replay::recorder::Redaction::default();
+    if rec.redact_hosts
+        && let Some(h) = options.endpoint.url.host_str()
+    {
+        redaction.hosts.push(h.to_owned());
+    }
+    if rec.redact_users
+        && let Some(c) = &options.credentials
+    {
+        redaction.users.push(c.user().to_owned());
+    }
+    rps_replay::recorder::record_to(options, path, redaction);
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
@@ -179,10 +256,12 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
 }
 
 async fn run_on(
-    options: rps_session::ConnectOptions,
+    mut options: rps_session::ConnectOptions,
     lines: &[CmdletLine],
     output: &OutputArgs,
+    rec: &Recording,
 ) -> anyhow::Result<ExitCode> {
+    install_recorder(&mut options, rec);
     let host = options.endpoint.url.host_str().unwrap_or("").to_owned();
     let pool = RunspacePool::connect(options)
         .await
@@ -194,15 +273,16 @@ async fn run_on(
     Ok(ExitCode::from(outcome.exit_code()))
 }
 
-async fn exo(c: ExoCommand, compliance: bool) -> anyhow::Result<ExitCode> {
+async fn exo(c: ExoCommand, compliance: bool, rec: Recording) -> anyhow::Result<ExitCode> {
     let lines = c.cmdlet.lines()?;
     let options = connect::exo_options(&c.exo, &c.auth, &c.transport, compliance).await?;
-    run_on(options, &lines, &c.output).await
+    run_on(options, &lines, &c.output, &rec).await
 }
 
-async fn invoke(c: InvokeCommand) -> anyhow::Result<ExitCode> {
-    let options = connect::invoke_options(&c.invoke, &c.auth, &c.transport)?;
+async fn invoke(c: InvokeCommand, rec: Recording) -> anyhow::Result<ExitCode> {
+    let mut options = connect::invoke_options(&c.invoke, &c.auth, &c.transport)?;
     if let Some(script) = &c.command {
+        install_recorder(&mut options, &rec);
         let host = options.endpoint.url.host_str().unwrap_or("").to_owned();
         let pool = RunspacePool::connect(options)
             .await
@@ -225,7 +305,7 @@ async fn invoke(c: InvokeCommand) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(u8::from(!result.succeeded())));
     }
     let lines = c.cmdlet.lines()?;
-    run_on(options, &lines, &c.output).await
+    run_on(options, &lines, &c.output, &rec).await
 }
 
 async fn commands(c: CommandsCommand) -> anyhow::Result<ExitCode> {

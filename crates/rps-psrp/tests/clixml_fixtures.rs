@@ -55,6 +55,15 @@ fn css_exchange_export_clixml_documents() {
     for path in &files {
         let bytes = std::fs::read(path).unwrap();
         let values = round_trip_document(&path.display().to_string(), &bytes);
+        // Every value renders as JSON (the streaming form equals the serde_json::Value form).
+        for v in &values {
+            let j = clixml::json::to_json(v);
+            let streamed = serde_json::to_string(&clixml::json::Json::new(v)).unwrap();
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&streamed).unwrap(),
+                j
+            );
+        }
         total_values += values.len();
         objects += values.iter().filter(|v| v.as_object().is_some()).count();
     }
@@ -174,4 +183,89 @@ fn pypsrp_recorded_psrp_payloads() {
     ] {
         assert!(by_type.contains_key(&t), "no message of type {t:#x}");
     }
+}
+
+fn own_fixture(name: &str) -> Vec<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/clixml")
+        .join(name);
+    round_trip_document(
+        name,
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+}
+
+#[test]
+fn own_regression_fixtures() {
+    use rps_psrp::clixml::{ListKind, ObjectBase};
+
+    let p = own_fixture("primitives.xml");
+    assert_eq!(p.len(), 27);
+    assert_eq!(p[0], Value::Str("tab\t and <markup> & AB".into()));
+    assert_eq!(p[1], Value::Char(8364));
+    assert_eq!(p[16], Value::F64(2.2250738585072014E-308));
+    assert_eq!(p[18], Value::Bytes(b"Hello".to_vec()));
+    assert_eq!(
+        p[23],
+        Value::ScriptBlock("Get-Mailbox | Where-Object { $_.Alias -like 'a*' }".into())
+    );
+    let Value::Progress(pr) = &p[26] else {
+        panic!("{:?}", p[26])
+    };
+    assert_eq!(pr.current_operation.as_deref(), Some("file 3 of 9"));
+    assert_eq!(pr.percent_complete, 33);
+
+    let e = own_fixture("escapes.xml");
+    let strs: Vec<_> = e.iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        strs,
+        [
+            "line one\r\nline two",
+            "😀 smile",
+            "😀 smile",
+            "literal _x0041_ text",
+            "lone \u{FFFD} surrogate",
+            "_x12_ _xZZZZ_ _x",
+        ]
+    );
+    assert_eq!(e[6].as_object().unwrap().extended[0].name, "with space");
+
+    let c = own_fixture("cycle.xml");
+    let provider = c[0].as_object().unwrap();
+    let drives = provider.get("Drives").unwrap().as_object().unwrap();
+    let ObjectBase::List(ListKind::List, items) = &drives.base else {
+        panic!()
+    };
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        items[0].as_object().unwrap().get("Provider"),
+        Some(&Value::CycleRef(2))
+    );
+    assert_eq!(items[0], items[1]);
+
+    let k = own_fixture("containers.xml");
+    let ObjectBase::Dict(entries) = &k[0].as_object().unwrap().base else {
+        panic!()
+    };
+    assert_eq!(entries[0], (Value::I32(1), Value::Str("one".into())));
+    assert!(
+        matches!(&k[1].as_object().unwrap().base, ObjectBase::List(ListKind::Stack, v) if v.len() == 2)
+    );
+    assert!(
+        matches!(&k[2].as_object().unwrap().base, ObjectBase::List(ListKind::Queue, v) if v.len() == 1)
+    );
+    assert!(
+        matches!(&k[3].as_object().unwrap().base, ObjectBase::List(ListKind::Enumerable, v) if v.len() == 2)
+    );
+    assert_eq!(k[5].as_i64(), Some(9));
+    assert_eq!(
+        k[5].as_object().unwrap().type_name(),
+        Some("System.ConsoleColor")
+    );
+    let noted = k[6].as_object().unwrap();
+    assert_eq!(
+        noted.base,
+        ObjectBase::Primitive(Value::Str("noted".into()))
+    );
+    assert_eq!(noted.get("Note"), Some(&Value::Str("extra".into())));
 }

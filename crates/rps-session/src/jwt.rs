@@ -404,7 +404,7 @@ fn take_time(m: &mut Map<String, Json>, claim: &'static str) -> Result<Option<i6
 
 /// A decoded (not verified) JWT.
 ///
-/// Its [`Debug`] form shows the header and claims, never the token text or signature.
+/// Its [`Debug`] form shows the algorithm and the claims, never the token text or signature.
 #[derive(Clone, PartialEq)]
 pub struct Jwt {
     raw: String,
@@ -415,7 +415,7 @@ pub struct Jwt {
 impl fmt::Debug for Jwt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Jwt")
-            .field("header", &self.header)
+            .field("alg", &self.alg())
             .field("claims", &self.claims)
             .finish_non_exhaustive()
     }

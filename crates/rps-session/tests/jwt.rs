@@ -319,6 +319,10 @@ fn debug_never_shows_the_signature_or_token() {
     assert!(!debug.contains("U0VDUkVUU0lHTkFUVVJF"), "{debug}");
     assert!(!debug.contains(&raw[..20]), "{debug}");
     assert!(debug.contains("Exchange.ManageAsApp"), "{debug}");
+    assert!(
+        debug.contains("RS256") && !debug.contains("kWbkaa6"),
+        "claims and alg only: {debug}"
+    );
 }
 
 #[test]

@@ -310,9 +310,15 @@ mod tests {
         assert_eq!(enc("a<b>&\"c"), "a&lt;b&gt;&amp;&quot;c");
         assert_eq!(enc("\u{85}\u{FFFE}é"), "_x0085__xFFFE_é");
         assert_eq!(enc("😀"), "_xD83D__xDE00_");
-        assert_eq!(enc("plain ascii text, long enough<"), "plain ascii text, long enough&lt;");
+        assert_eq!(
+            enc("plain ascii text, long enough<"),
+            "plain ascii text, long enough&lt;"
+        );
         assert_eq!(enc("0123456789abcdef\u{1}"), "0123456789abcdef_x0001_");
-        assert_eq!(enc("01234567_x89abcdef\u{7f}x"), "01234567_x005F_x89abcdef_x007F_x");
+        assert_eq!(
+            enc("01234567_x89abcdef\u{7f}x"),
+            "01234567_x005F_x89abcdef_x007F_x"
+        );
     }
 
     #[test]
