@@ -191,9 +191,9 @@ pub fn token_provider(
             config, prompt,
         )))));
     }
-    return Err(usage(
+    Err(usage(
         "--app-id needs --certificate-file, --client-secret-env or --device-code",
-    ));
+    ))
 }
 
 /// Reads the tenant id (`tid`) from a provider's current token, if it is a JWT.

@@ -131,11 +131,9 @@ pub async fn run_lines(
                         eprintln!("{}", record_text(kind, &value));
                     }
                 }
-                PipelineEvent::HostCall(call) => {
-                    if call.needs_reply() {
-                        let reply = call.fail(Value::Str("the rps host cannot prompt".into()));
-                        pipeline.host_reply(reply)?;
-                    }
+                PipelineEvent::HostCall(call) if call.needs_reply() => {
+                    let reply = call.fail(Value::Str("the rps host cannot prompt".into()));
+                    pipeline.host_reply(reply)?;
                 }
                 PipelineEvent::Finished {
                     state,

@@ -673,3 +673,25 @@ fn auto_format_follows_powershell() {
     assert_eq!(render::auto_format(&obj(5)), Format::List);
     assert_eq!(render::auto_format(&Value::from("text")), Format::Table);
 }
+
+#[test]
+fn table_buffer_is_bounded_by_the_window_even_for_plain_lines() {
+    let mbx = two_mailboxes();
+    let shared = Shared::default();
+    let mut sink = shared.clone();
+    let opts = Options {
+        window: 4,
+        ..Options::default()
+    };
+    let mut r = render::renderer(Format::Table, &opts, &mut sink);
+    r.render(&mbx[0]).unwrap();
+    for i in 0..2 {
+        r.render(&Value::from(format!("line {i}"))).unwrap();
+    }
+    assert_eq!(shared.text(), "", "three entries buffered");
+    r.render(&Value::from("line 2")).unwrap();
+    assert_eq!(shared.text().lines().count(), 6, "{}", shared.text());
+    r.render(&Value::from("line 3")).unwrap();
+    assert!(shared.text().ends_with("line 2\nline 3\n"));
+    r.finish().unwrap();
+}

@@ -2,6 +2,7 @@
 
 pub mod pypsrp;
 pub mod recorder;
+pub mod reenact;
 pub mod replayer;
 pub mod transcript;
 

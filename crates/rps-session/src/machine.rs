@@ -777,11 +777,9 @@ impl Session {
             }
         };
         if let Body::Fault(fault) = env.body {
-            if op == Operation::Receive(None) || matches!(op, Operation::Receive(Some(_))) {
-                if fault.is_operation_timeout() {
-                    // Normal: nothing arrived within OperationTimeout. Receive again.
-                    return Ok(());
-                }
+            if matches!(op, Operation::Receive(_)) && fault.is_operation_timeout() {
+                // Normal: nothing arrived within OperationTimeout. Receive again.
+                return Ok(());
             }
             if let Operation::Signal(_) = op {
                 // The pipeline may have finished before the signal arrived.
@@ -863,13 +861,11 @@ impl Session {
             match ev {
                 ClientEvent::Negotiated {
                     protocol_version, ..
-                } => {
-                    if self.config.raise_envelope_size
-                        && protocol_version.as_str() >= "2.2"
-                        && self.max_envelope_size < 512_000
-                    {
-                        self.max_envelope_size = 512_000;
-                    }
+                } if self.config.raise_envelope_size
+                    && protocol_version.as_str() >= "2.2"
+                    && self.max_envelope_size < 512_000 =>
+                {
+                    self.max_envelope_size = 512_000;
                 }
                 ClientEvent::PoolState { state, error } => {
                     if state == RunspacePoolState::Opened && self.phase == Phase::Opening {

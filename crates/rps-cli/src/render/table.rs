@@ -29,7 +29,6 @@ pub(super) struct TableRenderer<'w> {
     columns: Option<Vec<String>>,
     layout: Option<Layout>,
     pending: Vec<Pending>,
-    rows_pending: usize,
 }
 
 impl<'w> TableRenderer<'w> {
@@ -40,7 +39,6 @@ impl<'w> TableRenderer<'w> {
             columns: None,
             layout: None,
             pending: Vec::new(),
-            rows_pending: 0,
         }
     }
 
@@ -166,6 +164,14 @@ impl<'w> TableRenderer<'w> {
         self.write_cells(&cells)
     }
 
+    /// Flushes once the buffer holds a window's worth of entries.
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.pending.len() >= self.opts.window.max(1) {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
     /// Sizes the columns from the buffered rows and writes everything buffered.
     fn flush_pending(&mut self) -> io::Result<()> {
         if self.layout.is_none() && self.columns.is_some() {
@@ -178,7 +184,6 @@ impl<'w> TableRenderer<'w> {
                 Pending::Text(t) => writeln!(self.out, "{t}")?,
             }
         }
-        self.rows_pending = 0;
         Ok(())
     }
 }
@@ -190,8 +195,10 @@ impl super::Renderer for TableRenderer<'_> {
             if self.pending.is_empty() {
                 return writeln!(self.out, "{line}");
             }
+            // Lines between buffered rows wait with them (and count towards the window, so the
+            // buffer stays bounded).
             self.pending.push(Pending::Text(line));
-            return Ok(());
+            return self.maybe_flush();
         };
         let columns = self.columns.get_or_insert_with(|| {
             text::select_columns(
@@ -213,11 +220,7 @@ impl super::Renderer for TableRenderer<'_> {
             return self.write_row(cells);
         }
         self.pending.push(Pending::Row(cells));
-        self.rows_pending += 1;
-        if self.rows_pending >= self.opts.window.max(1) {
-            self.flush_pending()?;
-        }
-        Ok(())
+        self.maybe_flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -72,8 +72,8 @@ impl Default for Limits {
 
 /// Why CLIXML could not be read.
 ///
-/// Offsets are byte positions in the input given to the reader (after nothing is stripped:
-/// a BOM or `#< CLIXML` line counts).
+/// Offsets count bytes of the input exactly as given (a BOM or a `#< CLIXML` line included)
+/// and point at the start of the element or markup concerned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClixmlError {

@@ -1,0 +1,240 @@
+//! One WinRS shell carrying a server runspace pool: the PSRP side of Create, Command, Send,
+//! Receive and Signal, sans-IO (the HTTP glue in the parent module does the waiting).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use rps_psrp::event::ServerEvent;
+use rps_psrp::messages::Availability;
+use rps_psrp::server::{PipelineOutcome, ServerConfig, ServerRunspacePool};
+use uuid::Uuid;
+
+use super::cmdlets::{Env, Producer, plan};
+
+/// Bytes of fragments taken from the pool at a time.
+const CHUNK: usize = 32 * 1024;
+/// Objects generated per producer step.
+const STEP_OBJECTS: usize = 32;
+
+/// Why a shell operation failed (answered as a WS-Man fault).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShellError {
+    /// The client sent PSRP data the pool machine refused.
+    #[error("PSRP: {0}")]
+    Psrp(#[from] rps_psrp::error::PsrpError),
+    /// A CommandId this shell does not know.
+    #[error("unknown command {0}")]
+    UnknownCommand(Uuid),
+}
+
+/// What a Receive found.
+#[derive(Debug, Default)]
+pub(crate) struct Received {
+    /// Fragments to send (concatenated).
+    pub data: Vec<u8>,
+    /// The command is done (send CommandState Done).
+    pub done: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shell {
+    pub id: Uuid,
+    pub owner: String,
+    pub cookie: Option<String>,
+    pool: ServerRunspacePool,
+    queues: HashMap<Option<Uuid>, VecDeque<Vec<u8>>>,
+    producers: HashMap<Uuid, Box<dyn Producer>>,
+    awaiting_input: HashMap<Uuid, Box<rps_psrp::messages::CreatePipeline>>,
+    finished: HashSet<Uuid>,
+    done_sent: HashSet<Uuid>,
+}
+
+impl Shell {
+    pub fn new(id: Uuid, owner: String, cookie: Option<String>, config: ServerConfig) -> Self {
+        Shell {
+            id,
+            owner,
+            cookie,
+            pool: ServerRunspacePool::new(id, config),
+            queues: HashMap::new(),
+            producers: HashMap::new(),
+            awaiting_input: HashMap::new(),
+            finished: HashSet::new(),
+            done_sent: HashSet::new(),
+        }
+    }
+
+    /// Feeds client bytes (creationXml, Command arguments, Send streams) and handles what
+    /// they carried; `new_env` makes the environment of each new pipeline.
+    pub fn receive(
+        &mut self,
+        data: &[u8],
+        new_env: &mut dyn FnMut() -> Env,
+    ) -> Result<Vec<Uuid>, ShellError> {
+        self.pool.receive(data)?;
+        let mut created = Vec::new();
+        while let Some(ev) = self.pool.next_event()? {
+            match ev {
+                ServerEvent::CreatePipeline {
+                    pipeline_id,
+                    request,
+                } => {
+                    created.push(pipeline_id);
+                    self.finished.remove(&pipeline_id);
+                    self.done_sent.remove(&pipeline_id);
+                    if request.no_input {
+                        let p = plan(&request, new_env());
+                        self.producers.insert(pipeline_id, p);
+                    } else {
+                        self.awaiting_input.insert(pipeline_id, request);
+                    }
+                }
+                ServerEvent::EndOfInput { pipeline_id } => {
+                    if let Some(request) = self.awaiting_input.remove(&pipeline_id) {
+                        let p = plan(&request, new_env());
+                        self.producers.insert(pipeline_id, p);
+                    }
+                }
+                ServerEvent::GetCommandMetadata { pipeline_id, .. } => {
+                    created.push(pipeline_id);
+                    if let Ok(sink) = self.pool.sink(pipeline_id) {
+                        sink.finish(PipelineOutcome::Completed);
+                    }
+                    self.finished.insert(pipeline_id);
+                }
+                ServerEvent::SetMaxRunspaces { call_id, .. }
+                | ServerEvent::SetMinRunspaces { call_id, .. }
+                | ServerEvent::ResetRunspaceState { call_id } => {
+                    let _ = self
+                        .pool
+                        .answer_availability(call_id, Availability::Success(true));
+                }
+                ServerEvent::GetAvailableRunspaces { call_id } => {
+                    let _ = self
+                        .pool
+                        .answer_availability(call_id, Availability::Count(1));
+                }
+                _ => {}
+            }
+        }
+        self.drain()?;
+        Ok(created)
+    }
+
+    fn drain(&mut self) -> Result<(), ShellError> {
+        while let Some(out) = self.pool.data_to_send(CHUNK)? {
+            self.queues
+                .entry(out.target.pipeline_id)
+                .or_default()
+                .push_back(out.data);
+        }
+        Ok(())
+    }
+
+    fn queued(&self, target: Option<Uuid>) -> usize {
+        self.queues
+            .get(&target)
+            .map_or(0, |q| q.iter().map(Vec::len).sum())
+    }
+
+    /// Whether `pipeline` is known (running, awaiting input, or finished but not
+    /// terminated).
+    pub fn knows(&self, pipeline: Uuid) -> bool {
+        self.producers.contains_key(&pipeline)
+            || self.awaiting_input.contains_key(&pipeline)
+            || self.finished.contains(&pipeline)
+    }
+
+    /// Runs producers until `budget` bytes are queued for `target` (or it finished).
+    pub fn fill(&mut self, target: Option<Uuid>, budget: usize) -> Result<(), ShellError> {
+        let Some(pid) = target else {
+            return Ok(());
+        };
+        if !self.knows(pid) {
+            return Err(ShellError::UnknownCommand(pid));
+        }
+        while self.queued(target) < budget {
+            let Some(mut producer) = self.producers.remove(&pid) else {
+                break;
+            };
+            let outcome = match self.pool.sink(pid) {
+                Ok(mut sink) => {
+                    let outcome = producer.step(&mut sink, STEP_OBJECTS);
+                    if let Some(o) = outcome.clone() {
+                        sink.finish(o);
+                    }
+                    outcome
+                }
+                Err(_) => Some(PipelineOutcome::Completed),
+            };
+            match outcome {
+                None => {
+                    self.producers.insert(pid, producer);
+                }
+                Some(_) => {
+                    self.finished.insert(pid);
+                }
+            }
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Whether a Receive for `target` would return something now.
+    pub fn ready(&self, target: Option<Uuid>) -> bool {
+        self.queued(target) > 0
+            || target.is_some_and(|p| self.finished.contains(&p) && !self.done_sent.contains(&p))
+    }
+
+    /// Takes up to `budget` bytes for `target` (at least one chunk when any is queued).
+    pub fn take(&mut self, target: Option<Uuid>, budget: usize) -> Received {
+        let mut out = Received::default();
+        if let Some(q) = self.queues.get_mut(&target) {
+            while let Some(front) = q.front() {
+                if !out.data.is_empty() && out.data.len() + front.len() > budget {
+                    break;
+                }
+                if let Some(chunk) = q.pop_front() {
+                    out.data.extend_from_slice(&chunk);
+                }
+            }
+        }
+        if let Some(pid) = target
+            && self.finished.contains(&pid)
+            && self.queued(target) == 0
+            && !self.done_sent.contains(&pid)
+        {
+            self.done_sent.insert(pid);
+            out.done = true;
+        }
+        out
+    }
+
+    /// `powershell/signal/crtl_c`: stops a running pipeline.
+    pub fn stop(&mut self, pid: Uuid) -> Result<(), ShellError> {
+        let running =
+            self.producers.remove(&pid).is_some() || self.awaiting_input.remove(&pid).is_some();
+        if running {
+            if let Ok(sink) = self.pool.sink(pid) {
+                sink.finish(PipelineOutcome::Stopped);
+            }
+            self.finished.insert(pid);
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// WinRS terminate: forgets the command.
+    pub fn terminate(&mut self, pid: Uuid) {
+        if self.producers.contains_key(&pid) || self.awaiting_input.contains_key(&pid) {
+            let _ = self.stop(pid);
+        }
+        self.queues.remove(&Some(pid));
+        self.finished.remove(&pid);
+        self.done_sent.remove(&pid);
+    }
+
+    /// Running pipelines.
+    pub fn running(&self) -> usize {
+        self.producers.len() + self.awaiting_input.len()
+    }
+}
