@@ -18,8 +18,7 @@ use rps_session::{ConnectOptions, ExchangeObserver};
 use rps_wsman::{Body, Envelope};
 
 use crate::transcript::{
-    Exchange, FORMAT, Meta, Origin, Request, Response, Transcript, TranscriptError,
-    TransportEvent,
+    Exchange, FORMAT, Meta, Origin, Request, Response, Transcript, TranscriptError, TransportEvent,
 };
 
 /// The text that replaces a secret.
@@ -240,7 +239,8 @@ fn redact_secure_strings(bytes: &[u8]) -> String {
         Body::ReceiveResponse(r) => r.streams.iter_mut().for_each(|s| fix(&mut s.data)),
         Body::Command(cmd) => {
             if let Some(arg) = cmd.arguments.first_mut()
-                && let Ok(mut data) = base64::engine::general_purpose::STANDARD.decode(arg.as_bytes())
+                && let Ok(mut data) =
+                    base64::engine::general_purpose::STANDARD.decode(arg.as_bytes())
             {
                 fix(&mut data);
                 *arg = base64::engine::general_purpose::STANDARD.encode(&data);
@@ -295,7 +295,9 @@ fn blank_ss(blob: &[u8]) -> Option<Vec<u8>> {
     let mut changed = false;
     while let Some(start) = rest.windows(3).position(|w| w == b"<SS") {
         let after = &rest[start..];
-        let Some(gt) = after.iter().position(|b| *b == b'>') else { break };
+        let Some(gt) = after.iter().position(|b| *b == b'>') else {
+            break;
+        };
         let open_end = start + gt + 1;
         let Some(close) = rest[open_end..].windows(5).position(|w| w == b"</SS>") else {
             break;

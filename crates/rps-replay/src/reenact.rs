@@ -15,7 +15,7 @@
 //! async [`RunspacePool`] client against it. Both return a [`Report`]; [`render_outputs`]
 //! prints what a transcript's pipelines produced.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -249,8 +249,9 @@ pub fn display_value(v: &Value) -> String {
         Value::Nil => String::new(),
         Value::Object(o) => match &o.to_string {
             Some(s) => s.clone(),
-            None => serde_json::to_string(&clixml::json::to_json(v))
-                .unwrap_or_else(|_| render_value(v)),
+            None => {
+                serde_json::to_string(&clixml::json::to_json(v)).unwrap_or_else(|_| render_value(v))
+            }
         },
         other => match serde_json::to_value(clixml::json::to_json(other)) {
             Ok(serde_json::Value::String(s)) => s,
@@ -315,7 +316,6 @@ impl Scenario {
         // WS-Man CommandId (as the server chose it) -> pipeline index.
         let mut by_command: HashMap<Uuid, usize> = HashMap::new();
         let mut by_pid: HashMap<Uuid, usize> = HashMap::new();
-        let mut done_commands = BTreeSet::new();
         let mut unsupported = |exchange: usize, feature: &str| {
             sc.unsupported.push(Unsupported {
                 exchange,
@@ -421,12 +421,10 @@ impl Scenario {
                                     response,
                                 }
                             }
-                            (Message::RunspacePoolHostResponse(response), _) => {
-                                Action::HostReply {
-                                    pipeline: None,
-                                    response,
-                                }
-                            }
+                            (Message::RunspacePoolHostResponse(response), _) => Action::HostReply {
+                                pipeline: None,
+                                response,
+                            },
                             (other, _) => {
                                 let feature = match m.header.message_type {
                                     MessageType::SetMaxRunspaces
@@ -451,19 +449,21 @@ impl Scenario {
                                 continue;
                             }
                         };
-                        sc.steps.push(Step { exchange: i, action });
+                        sc.steps.push(Step {
+                            exchange: i,
+                            action,
+                        });
                     }
                 }
                 Body::Signal(s) => {
                     let cid = s.command_id.as_deref().and_then(parse_uuid_urn);
                     let pipeline = cid.and_then(|c| by_command.get(&c).copied());
-                    if s.code == signal::TERMINATE {
+                    if s.code.trim().eq_ignore_ascii_case(signal::TERMINATE) {
                         sc.terminate_finished_pipelines = true;
-                        if !cid.is_some_and(|c| done_commands.contains(&c)) {
-                            unsupported(i, "terminate Signal for a running command");
-                        }
-                    } else if let (true, Some(pipeline)) = (s.code == signal::PS_CTRL_C, pipeline)
-                    {
+                    } else if let (true, Some(pipeline)) = (
+                        s.code.trim().eq_ignore_ascii_case(signal::PS_CTRL_C),
+                        pipeline,
+                    ) {
                         sc.steps.push(Step {
                             exchange: i,
                             action: Action::Stop { pipeline },
@@ -476,10 +476,17 @@ impl Scenario {
                     exchange: i,
                     action: Action::Close,
                 }),
-                Body::Receive(_) => {}
+                Body::Receive(r) => {
+                    let cid = r.command_id.as_deref().and_then(parse_uuid_urn);
+                    if cid.is_some_and(|c| !by_command.contains_key(&c)) {
+                        unsupported(i, "Receive for a command the client never started");
+                    }
+                }
                 Body::Disconnect(_) => unsupported(i, "disconnect (WS-Man Disconnect)"),
                 Body::Reconnect => unsupported(i, "reconnect (WS-Man Reconnect)"),
-                Body::Connect(_) => unsupported(i, "connect to a disconnected pool (WS-Man Connect)"),
+                Body::Connect(_) => {
+                    unsupported(i, "connect to a disconnected pool (WS-Man Connect)")
+                }
                 Body::Enumerate(_) | Body::Pull(_) => {
                     unsupported(i, "shell enumeration (WS-Enumeration)")
                 }
@@ -524,7 +531,6 @@ impl Scenario {
                         && cs.is_done()
                         && let Some(cid) = cs.command_id.as_deref().and_then(parse_uuid_urn)
                     {
-                        done_commands.insert(cid);
                         if let Some(p) = by_command
                             .get(&cid)
                             .and_then(|p| sc.expected.pipelines.get_mut(*p))
@@ -738,9 +744,9 @@ fn compare(scenario: &Scenario, actual: &Actual, report: &mut Report) {
         }
         for (j, (w, g)) in want.output.iter().zip(&got.output).enumerate() {
             if let Some((p, e, f)) = diff_values(w, g) {
-                report
-                    .diffs
-                    .push(format!("pipeline {i} output[{j}]{p}: expected {e}, found {f}"));
+                report.diffs.push(format!(
+                    "pipeline {i} output[{j}]{p}: expected {e}, found {f}"
+                ));
             }
         }
         let kinds = |r: &[(RecordKind, Value)]| r.iter().map(|(k, _)| *k).collect::<Vec<_>>();
@@ -783,16 +789,26 @@ fn compare(scenario: &Scenario, actual: &Actual, report: &mut Report) {
 
 /// Deterministic live ids, distinct from any recorded one.
 fn live_uuid(kind: u8, n: usize) -> Uuid {
-    Uuid::from_u128(0x7e57_0000_0000_4000_8000_0000_0000_0000 | (u128::from(kind) << 96) | n as u128)
+    Uuid::from_u128(
+        0x7e57_0000_0000_4000_8000_0000_0000_0000 | (u128::from(kind) << 96) | n as u128,
+    )
 }
 
 /// Drives the sans-IO session machine through `transcript` against a [`Replayer`], in
 /// memory. Stops at the first mismatch.
 pub fn check_in_memory(transcript: &Transcript) -> Result<Report, ReenactError> {
     let scenario = Scenario::from_transcript(transcript)?;
+    Ok(check_scenario_in_memory(&scenario, transcript))
+}
+
+/// Like [`check_in_memory`], but the client follows `scenario` (derived from another
+/// transcript, or edited) while the replayer serves `transcript`: shows how a recording
+/// differs from what a client does.
+pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) -> Report {
+    let scenario = scenario.clone();
     let mut report = Report::empty(&scenario, Mode::InMemory, transcript.exchanges.len());
     if !scenario.unsupported.is_empty() {
-        return Ok(report);
+        return report;
     }
     let mut replayer = Replayer::new(transcript.clone());
     let mut config = SessionConfig::new(scenario.to.clone(), &scenario.configuration);
@@ -817,22 +833,27 @@ pub fn check_in_memory(transcript: &Transcript) -> Result<Report, ReenactError> 
     };
     if let Err(e) = session.open() {
         report.client_errors.push(e.to_string());
-        return Ok(report);
+        return report;
     }
     let mut next_step = 0;
     let mut guard = 0usize;
     loop {
         guard += 1;
         if guard > 100_000 {
-            report.client_errors.push("the client loops without end".to_owned());
+            report
+                .client_errors
+                .push("the client loops without end".to_owned());
             break;
         }
         // Carry out the actions the recording has reached.
-        let mut apply_one = |step: &Step, session: &mut Session| -> Result<(), String> {
+        let apply_one = |step: &Step, session: &mut Session| -> Result<(), String> {
             let pid = |p: usize| live_pid.get(p).copied().unwrap_or_default();
             match &step.action {
                 Action::Invoke { pipeline } => session
-                    .invoke(pid(*pipeline), scenario.pipelines[*pipeline].request.clone())
+                    .invoke(
+                        pid(*pipeline),
+                        scenario.pipelines[*pipeline].request.clone(),
+                    )
                     .map_err(|e| e.to_string()),
                 Action::Input { pipeline, value } => session
                     .send_input(pid(*pipeline), value.clone())
@@ -846,7 +867,9 @@ pub fn check_in_memory(transcript: &Transcript) -> Result<Report, ReenactError> 
                         response: response.clone(),
                     })
                     .map_err(|e| e.to_string()),
-                Action::Stop { pipeline } => session.stop(pid(*pipeline)).map_err(|e| e.to_string()),
+                Action::Stop { pipeline } => {
+                    session.stop(pid(*pipeline)).map_err(|e| e.to_string())
+                }
                 Action::Close => {
                     session.close();
                     Ok(())
@@ -940,7 +963,7 @@ pub fn check_in_memory(transcript: &Transcript) -> Result<Report, ReenactError> 
         }
     }
     finish(&scenario, &replayer, &actual, &mut report);
-    Ok(report)
+    report
 }
 
 fn finish(scenario: &Scenario, replayer: &Replayer, actual: &Actual, report: &mut Report) {
@@ -953,7 +976,10 @@ fn finish(scenario: &Scenario, replayer: &Replayer, actual: &Actual, report: &mu
             .exchanges
             .get(at)
             .and_then(|e| Envelope::decode(e.request.body.as_bytes()).ok())
-            .and_then(|e| e.action().map(|a| a.rsplit('/').next().unwrap_or(a).to_owned()))
+            .and_then(|e| {
+                e.action()
+                    .map(|a| a.rsplit('/').next().unwrap_or(a).to_owned())
+            })
             .unwrap_or_default();
         report.mismatches.push(Mismatch {
             exchange: at,
@@ -963,6 +989,168 @@ fn finish(scenario: &Scenario, replayer: &Replayer, actual: &Actual, report: &mu
         });
     }
     compare(scenario, actual, report);
+}
+
+/// The longest a recorded delay is honoured over loopback.
+const MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// How long a loopback check may take.
+const LOOPBACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves a [`Replayer`] over HTTP on 127.0.0.1 and runs the async [`RunspacePool`] client
+/// against it (plain http, no credentials). Pipelines run one after the other, in recorded
+/// order; host calls are answered by [`rps_session::Pipeline::collect`]'s default (not
+/// implemented), so recordings with host calls fail here.
+pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, ReenactError> {
+    let scenario = Scenario::from_transcript(transcript)?;
+    let mut report = Report::empty(&scenario, Mode::Loopback, transcript.exchanges.len());
+    if !scenario.unsupported.is_empty() {
+        return Ok(report);
+    }
+    let replayer = Arc::new(Mutex::new(Replayer::new(transcript.clone())));
+    let mismatches: Arc<Mutex<Vec<Mismatch>>> = Arc::default();
+    let server = {
+        let replayer = replayer.clone();
+        let mismatches = mismatches.clone();
+        crate::server::Server::bind("127.0.0.1:0", move |req: crate::server::Request| {
+            let replayer = replayer.clone();
+            let mismatches = mismatches.clone();
+            async move {
+                let result = match replayer.lock() {
+                    Ok(mut r) => r.handle(&req.body),
+                    Err(_) => {
+                        return crate::server::Response::text(500, "replayer poisoned");
+                    }
+                };
+                match result {
+                    Ok(resp) => serve(resp).await,
+                    Err(m) => {
+                        let text = m.to_string();
+                        if let Ok(mut all) = mismatches.lock()
+                            && all.is_empty()
+                        {
+                            all.push(m);
+                        }
+                        crate::server::Response::text(500, format!("replay mismatch: {text}"))
+                    }
+                }
+            }
+        })
+        .await
+    };
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => {
+            report.client_errors.push(format!("loopback server: {e}"));
+            return Ok(report);
+        }
+    };
+    let url = format!("{}/wsman", server.url());
+    let actual = tokio::time::timeout(LOOPBACK_TIMEOUT, run_client(&scenario, &url))
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Actual::default(),
+                vec![format!(
+                    "the client did not finish within {LOOPBACK_TIMEOUT:?}"
+                )],
+            )
+        });
+    server.shutdown().await;
+    report.client_errors.extend(actual.1);
+    if let Ok(m) = mismatches.lock() {
+        report.mismatches.extend(m.iter().cloned());
+    }
+    let replayer = match replayer.lock() {
+        Ok(r) => r.clone(),
+        Err(_) => return Ok(report),
+    };
+    finish(&scenario, &replayer, &actual.0, &mut report);
+    Ok(report)
+}
+
+async fn serve(resp: ReplayResponse) -> crate::server::Response {
+    if let Some(d) = resp.delay {
+        tokio::time::sleep(d.min(MAX_DELAY)).await;
+    }
+    if resp.drop_connection {
+        return crate::server::Response::dropped();
+    }
+    let mut out = crate::server::Response::new(resp.status).with_body(resp.body);
+    if !resp
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        out = out.with_header("Content-Type", "application/soap+xml;charset=UTF-8");
+    }
+    for (n, v) in resp.headers {
+        out = out.with_header(n, v);
+    }
+    out
+}
+
+async fn run_client(scenario: &Scenario, url: &str) -> (Actual, Vec<String>) {
+    let mut actual = Actual {
+        pipelines: vec![ExpectedPipeline::default(); scenario.pipelines.len()],
+        ..Actual::default()
+    };
+    let mut errors = Vec::new();
+    let url = match url.parse() {
+        Ok(u) => u,
+        Err(e) => return (actual, vec![format!("bad loopback url {url}: {e}")]),
+    };
+    let endpoint = rps_session::http::Endpoint {
+        url,
+        configuration: scenario.configuration.clone(),
+        allow_redirection: false,
+    };
+    let mut options = ConnectOptions::new(endpoint, None);
+    options.pool = scenario.pool.clone();
+    options.allow_insecure_http = true;
+    let pool = match RunspacePool::connect(options).await {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(format!("connect: {e}"));
+            return (actual, errors);
+        }
+    };
+    actual.pool_states.push(RunspacePoolState::Opened);
+    for (index, plan) in scenario.pipelines.iter().enumerate() {
+        let pipeline = match pool.invoke_request(plan.request.clone()).await {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(format!("pipeline {index}: {e}"));
+                continue;
+            }
+        };
+        for step in &scenario.steps {
+            let r = match &step.action {
+                Action::Input { pipeline: p, value } if *p == index => {
+                    pipeline.send_input(value.clone())
+                }
+                Action::EndInput { pipeline: p } if *p == index => pipeline.end_input(),
+                Action::Stop { pipeline: p } if *p == index => pipeline.stop(),
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                errors.push(format!("pipeline {index}: {e}"));
+            }
+        }
+        match pipeline.collect().await {
+            Ok(result) => {
+                let slot = &mut actual.pipelines[index];
+                slot.output = result.output;
+                slot.records = result.records;
+                slot.state = result.state;
+            }
+            Err(e) => errors.push(format!("pipeline {index}: {e}")),
+        }
+    }
+    if let Err(e) = pool.close().await {
+        errors.push(format!("close: {e}"));
+    }
+    (actual, errors)
 }
 
 /// Renders what the transcript's pipelines produced (the recorded outputs), for printing:
@@ -990,7 +1178,11 @@ pub fn render_outputs(scenario: &Scenario) -> String {
         let state = want
             .state
             .map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}"));
-        let _ = writeln!(out, "# state: {state}, {} output objects", want.output.len());
+        let _ = writeln!(
+            out,
+            "# state: {state}, {} output objects",
+            want.output.len()
+        );
     }
     if !scenario.expected.pool_states.is_empty() {
         let _ = writeln!(out, "# pool states: {:?}", scenario.expected.pool_states);

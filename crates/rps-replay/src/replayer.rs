@@ -42,16 +42,30 @@
 //!
 //! # Tolerated differences
 //!
-//! Two differences are accepted because they carry nothing for the client, and each is
-//! recorded in [`Replayer::tolerated`]:
+//! These differences are accepted because they carry nothing for the client or the
+//! server, and each is recorded in [`Replayer::tolerated`]:
 //!
 //! * the live client sends a WinRS terminate Signal for a command whose end (CommandState
-//!   Done) was already replayed, and the recording has no such Signal here: the replayer
-//!   answers with a synthesized SignalResponse and stays on the same recorded exchange
-//!   ([`ToleranceKind::SynthesizedSignalResponse`]);
+//!   Done, or a final PIPELINE_STATE) was already replayed, and the recording has no such
+//!   Signal here: the replayer answers with a synthesized SignalResponse and stays on the
+//!   same recorded exchange ([`ToleranceKind::SynthesizedSignalResponse`]);
 //! * the recording has a terminate Signal for a finished command and the live client skips
 //!   it: the recorded Signal is skipped when the live request matches the exchange after it
-//!   ([`ToleranceKind::SkippedRecordedSignal`]).
+//!   ([`ToleranceKind::SkippedRecordedSignal`]);
+//! * the recording starts a new pipeline under the id of a finished one (pypsrp invokes the
+//!   same PowerShell twice) while the live client picks a new id: the recorded id is bound
+//!   again ([`ToleranceKind::ReusedPipelineId`]);
+//! * a `pr` Send (pipeline host responses) names the pipeline's CommandId where pypsrp
+//!   named none, and every PSRP message in it carries that pipeline's PID
+//!   ([`ToleranceKind::HostResponseCommandId`]).
+//!
+//! Value comparison rules that are not byte equality (see [`diff_values`]): enum objects are
+//! compared by their integer value only (pypsrp writes
+//! `System.Management.Automation.Runspaces.ApartmentState` where PowerShell writes
+//! `System.Threading.ApartmentState`); type names are compared without assembly version,
+//! culture and public key token; a property that is `<Nil/>` on one side and absent on the
+//! other is the same (PowerShell reads a missing property as null); WinRS signal codes are
+//! compared case-insensitively (pypsrp writes `.../signal/Terminate`).
 //!
 //! After a [`Mismatch`] the replayer does not advance: the next call is matched against the
 //! same recorded exchange.
@@ -62,10 +76,11 @@ use std::time::Duration;
 
 use rps_psrp::clixml::{self, ObjectBase, Value};
 use rps_psrp::fragment::parse_fragment;
-use rps_psrp::message::MessageHeader;
-use rps_wsman::{parse_uuid_urn, uuid_upper, uuid_urn};
+use rps_psrp::message::{MessageHeader, MessageType};
+use rps_psrp::messages::Message;
 use rps_wsman::ns::{action, signal};
 use rps_wsman::{Body, Envelope, Header};
+use rps_wsman::{parse_uuid_urn, uuid_upper, uuid_urn};
 use uuid::Uuid;
 
 use crate::transcript::{Exchange, Transcript, TransportEvent};
@@ -145,6 +160,12 @@ pub enum ToleranceKind {
     /// The recording's terminate Signal for a finished command was not sent by the live
     /// client and was skipped.
     SkippedRecordedSignal,
+    /// The live client's `pr` Send (pipeline host responses) named the pipeline's CommandId
+    /// where the recorded one (pypsrp) named none; the PSRP PID routes it either way.
+    HostResponseCommandId,
+    /// The recording ran a new pipeline under a finished pipeline's id; the live client
+    /// chose a new id, which was bound to it.
+    ReusedPipelineId,
 }
 
 /// One accepted difference.
@@ -165,6 +186,12 @@ impl fmt::Display for Tolerated {
                 "extra terminate Signal answered with a synthesized SignalResponse"
             }
             ToleranceKind::SkippedRecordedSignal => "recorded terminate Signal not sent, skipped",
+            ToleranceKind::ReusedPipelineId => {
+                "recorded pipeline id reused for a new pipeline, bound to a new live id"
+            }
+            ToleranceKind::HostResponseCommandId => {
+                "host response Send names the pipeline's CommandId, the recording none"
+            }
         };
         write!(f, "exchange #{}: {what}", self.exchange)?;
         if let Some(c) = self.command_id {
@@ -203,6 +230,13 @@ impl IdMap {
                 self.recorded_of.insert(live, recorded);
                 Ok(())
             }
+        }
+    }
+
+    /// Drops the pair of `recorded` (its pipeline is over and the id is used again).
+    fn forget(&mut self, recorded: Uuid) {
+        if let Some(live) = self.live_of.remove(&recorded) {
+            self.recorded_of.remove(&live);
         }
     }
 
@@ -265,7 +299,10 @@ pub struct Replayer {
     message_ids: IdMap,
     recorded_psrp: Reassembler,
     live_psrp: Reassembler,
-    /// Recorded CommandIds whose CommandState Done was replayed.
+    /// Server-to-client messages of the recorded responses, to see pipelines finish.
+    recorded_out: Reassembler,
+    /// Recorded CommandIds whose end (CommandState Done, or a final PIPELINE_STATE) was
+    /// replayed.
     finished: BTreeSet<Uuid>,
     tolerated: Vec<Tolerated>,
     synthesized: u64,
@@ -359,7 +396,25 @@ fn diff_into(path: &mut String, e: &Value, f: &Value) -> Option<(String, String,
         path.truncate(at);
         r
     };
-    if eo.type_names != fo.type_names {
+    // Enums: the value is what the peer reads; type names and ToString vary between
+    // serializers (pypsrp writes the wrong type name for ApartmentState).
+    if let (Some(a), Some(b)) = (enum_value(eo), enum_value(fo)) {
+        if a == b {
+            return None;
+        }
+        path.push_str(".<value>");
+        let r = Some((path.clone(), a.to_string(), b.to_string()));
+        return done(path, r);
+    }
+    let names = |o: &rps_psrp::clixml::Object| {
+        o.type_names
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|n| strip_assembly_details(n))
+            .collect::<Vec<_>>()
+    };
+    if names(eo) != names(fo) {
         path.push_str(".<TN>");
         let r = Some((
             path.clone(),
@@ -446,6 +501,8 @@ fn diff_into(path: &mut String, e: &Value, f: &Value) -> Option<(String, String,
             path.push('.');
             path.push_str(&p.name);
             match fp.iter().find(|q| q.name == p.name) {
+                // PowerShell reads a missing property as null.
+                None if p.value.is_nil() => {}
                 Some(q) => {
                     if let Some(r) = diff_into(path, &p.value, &q.value) {
                         return done(path, Some(r));
@@ -458,7 +515,10 @@ fn diff_into(path: &mut String, e: &Value, f: &Value) -> Option<(String, String,
             }
             path.truncate(at);
         }
-        if let Some(q) = fp.iter().find(|q| !ep.iter().any(|p| p.name == q.name)) {
+        if let Some(q) = fp
+            .iter()
+            .find(|q| !q.value.is_nil() && !ep.iter().any(|p| p.name == q.name))
+        {
             path.push_str(label);
             path.push('.');
             path.push_str(&q.name);
@@ -467,6 +527,42 @@ fn diff_into(path: &mut String, e: &Value, f: &Value) -> Option<(String, String,
         }
     }
     None
+}
+
+/// A type name without the assembly version, culture and public key token of its
+/// (generic argument) types: `List`1[[PSObject, System.Management.Automation, Version=1.0.0.0,
+/// ...]]` and the same with `Version=3.0.0.0` name the same type.
+fn strip_assembly_details(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(pos) = rest.find(", ") {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        if ["Version=", "Culture=", "PublicKeyToken="]
+            .iter()
+            .any(|k| after.starts_with(k))
+        {
+            let end = after.find([',', ']']).unwrap_or(after.len());
+            rest = &after[end..];
+        } else {
+            out.push_str(", ");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The integer of an enum object (type names include `System.Enum`).
+fn enum_value(o: &rps_psrp::clixml::Object) -> Option<i64> {
+    let is_enum = o
+        .type_names
+        .as_deref()
+        .is_some_and(|t| t.iter().any(|n| n == "System.Enum"));
+    match (&o.base, is_enum) {
+        (ObjectBase::Primitive(v), true) => v.as_i64(),
+        _ => None,
+    }
 }
 
 /// The PSRP RPID of the first message in a Create's `creationXml`, as decoded per spec.
@@ -498,7 +594,7 @@ pub fn detect_guid_order(transcript: &Transcript) -> GuidOrder {
 
 fn is_terminate(env: &Envelope) -> Option<Option<Uuid>> {
     match &env.body {
-        Body::Signal(s) if s.code == signal::TERMINATE => {
+        Body::Signal(s) if s.code.trim().eq_ignore_ascii_case(signal::TERMINATE) => {
             Some(s.command_id.as_deref().and_then(parse_uuid_urn))
         }
         _ => None,
@@ -508,6 +604,11 @@ fn is_terminate(env: &Envelope) -> Option<Option<Uuid>> {
 /// Mutable matching state, committed only when a request matches.
 #[derive(Clone)]
 struct MatchState {
+    /// A live `pr` Send carried this CommandId where the recorded one had none.
+    pr_command_id: Option<Uuid>,
+    /// Recorded pipeline ids bound to a new live id for a new pipeline.
+    rebound: Vec<Uuid>,
+    tolerated: Vec<Tolerated>,
     ids: IdMap,
     message_ids: IdMap,
     recorded_psrp: Reassembler,
@@ -527,6 +628,7 @@ impl Replayer {
             message_ids: IdMap::default(),
             recorded_psrp: Reassembler::default(),
             live_psrp: Reassembler::default(),
+            recorded_out: Reassembler::default(),
             finished: BTreeSet::new(),
             tolerated: Vec::new(),
             synthesized: 0,
@@ -586,9 +688,8 @@ impl Replayer {
     /// Matches one live request against the next recorded exchange and returns the
     /// recorded answer patched for the live client. See the [module docs](self).
     pub fn handle(&mut self, request_body: &[u8]) -> Result<ReplayResponse, Mismatch> {
-        let live = Envelope::decode(request_body).map_err(|e| {
-            Mismatch::new(self.cursor, "request", "a SOAP envelope", e.to_string())
-        })?;
+        let live = Envelope::decode(request_body)
+            .map_err(|e| Mismatch::new(self.cursor, "request", "a SOAP envelope", e.to_string()))?;
         let Some(exchange) = self.transcript.exchanges.get(self.cursor) else {
             if let Some(resp) = self.tolerate_extra_signal(&live) {
                 return Ok(resp);
@@ -651,7 +752,9 @@ impl Replayer {
             command_id: Some(recorded),
         });
         self.synthesized += 1;
-        let message_id = Uuid::from_u128(0x5e9a_15ed_0000_4000_8000_0000_0000_0000 | u128::from(self.synthesized));
+        let message_id = Uuid::from_u128(
+            0x5e9a_15ed_0000_4000_8000_0000_0000_0000 | u128::from(self.synthesized),
+        );
         let relates = live.header.message_id.clone().unwrap_or_default();
         let env = Envelope::new(
             Header::response(action::SIGNAL_RESPONSE, message_id, relates),
@@ -670,6 +773,10 @@ impl Replayer {
     }
 
     fn commit(&mut self, at: usize, state: MatchState, live: &Envelope) -> ReplayResponse {
+        self.tolerated.extend(state.tolerated);
+        for id in &state.rebound {
+            self.finished.remove(id);
+        }
         self.ids = state.ids;
         self.message_ids = state.message_ids;
         self.recorded_psrp = state.recorded_psrp;
@@ -790,6 +897,23 @@ impl Replayer {
             Body::CommandResponse { command_id } => self.map_text(command_id),
             Body::ReceiveResponse(r) => {
                 for s in &mut r.streams {
+                    let mut msgs = Vec::new();
+                    if self.recorded_out.feed(&s.data, &mut msgs).is_err() {
+                        self.recorded_out = Reassembler::default();
+                    }
+                    for m in msgs {
+                        let ended = m.header.message_type == MessageType::PipelineState
+                            && matches!(
+                                Message::decode(m.header.message_type, &m.data.into()),
+                                Ok(Message::PipelineState(p)) if p.state.is_terminal()
+                            );
+                        if ended {
+                            finished.push(self.order.intended(m.header.pid));
+                            if let Some(id) = s.command_id.as_deref().and_then(parse_uuid_urn) {
+                                finished.push(id);
+                            }
+                        }
+                    }
                     if let Some(id) = &mut s.command_id {
                         self.map_text(id);
                     }
@@ -833,13 +957,17 @@ impl Replayer {
             )
         })?;
         let mut st = MatchState {
+            pr_command_id: None,
+            rebound: Vec::new(),
+            tolerated: Vec::new(),
             ids: self.ids.clone(),
             message_ids: self.message_ids.clone(),
             recorded_psrp: self.recorded_psrp.clone(),
             live_psrp: self.live_psrp.clone(),
         };
         let op = op_name(&rec);
-        let mm = |field: &str, e: String, f: String| Mismatch::new(at, format!("{op}.{field}"), e, f);
+        let mm =
+            |field: &str, e: String, f: String| Mismatch::new(at, format!("{op}.{field}"), e, f);
         if rec.action() != live.action() {
             return Err(Mismatch::new(
                 at,
@@ -959,6 +1087,27 @@ impl Replayer {
         for (i, (r, l)) in rec_msgs.iter().zip(&live_msgs).enumerate() {
             self.match_message(at, &format!("{op}.psrp[{i}]"), r, l, &mut st)?;
         }
+        if let Some(cid) = st.pr_command_id {
+            // pypsrp sends pipeline host responses without a CommandId; the server routes
+            // them by the PID, so a CommandId naming that pipeline is the same request.
+            if let Some(m) = live_msgs.iter().find(|m| m.header.pid != cid) {
+                return Err(Mismatch::new(
+                    at,
+                    format!("{op}.Stream[pr]@CommandId"),
+                    "(absent)",
+                    format!(
+                        "{} (PSRP PID {})",
+                        uuid_upper(cid),
+                        uuid_upper(m.header.pid)
+                    ),
+                ));
+            }
+            st.tolerated.push(Tolerated {
+                exchange: at,
+                kind: ToleranceKind::HostResponseCommandId,
+                command_id: st.ids.recorded(cid),
+            });
+        }
         Ok(st)
     }
 
@@ -970,14 +1119,14 @@ impl Replayer {
         live: &Envelope,
         st: &mut MatchState,
     ) -> Result<(), Mismatch> {
-        let mm = |field: &str, e: String, f: String| Mismatch::new(at, format!("{op}.{field}"), e, f);
-        let opt_id = |ids: &mut IdMap, field: &str, r: &Option<String>, l: &Option<String>| {
-            match (r, l) {
+        let mm =
+            |field: &str, e: String, f: String| Mismatch::new(at, format!("{op}.{field}"), e, f);
+        let opt_id =
+            |ids: &mut IdMap, field: &str, r: &Option<String>, l: &Option<String>| match (r, l) {
                 (None, None) => Ok(()),
                 (Some(r), Some(l)) => unify_text(ids, r, l).map_err(|(e, f)| mm(field, e, f)),
                 _ => Err(mm(field, show(r), show(l))),
-            }
-        };
+            };
         match (&rec.body, &live.body) {
             (Body::Create(r), Body::Create(l)) => {
                 opt_id(&mut st.ids, "Shell.ShellId", &r.shell_id, &l.shell_id)?;
@@ -985,7 +1134,11 @@ impl Replayer {
                     ("Shell.InputStreams", &r.input_streams, &l.input_streams),
                     ("Shell.OutputStreams", &r.output_streams, &l.output_streams),
                     ("Shell.Name", &r.name, &l.name),
-                    ("Shell.WorkingDirectory", &r.working_directory, &l.working_directory),
+                    (
+                        "Shell.WorkingDirectory",
+                        &r.working_directory,
+                        &l.working_directory,
+                    ),
                 ] {
                     let norm = |s: &Option<String>| {
                         s.as_deref()
@@ -1010,7 +1163,28 @@ impl Replayer {
                 }
             }
             (Body::Command(r), Body::Command(l)) => {
-                opt_id(&mut st.ids, "CommandLine.CommandId", &r.command_id, &l.command_id)?;
+                // A client may run a finished pipeline's PowerShell again under the same id
+                // (pypsrp does); a fresh id for the new pipeline means the same.
+                if let (Some(rid), Some(lid)) = (
+                    r.command_id.as_deref().and_then(parse_uuid_urn),
+                    l.command_id.as_deref().and_then(parse_uuid_urn),
+                ) && self.finished.contains(&rid)
+                    && st.ids.live(rid).is_some_and(|old| old != lid)
+                {
+                    st.ids.forget(rid);
+                    st.rebound.push(rid);
+                    st.tolerated.push(Tolerated {
+                        exchange: at,
+                        kind: ToleranceKind::ReusedPipelineId,
+                        command_id: Some(rid),
+                    });
+                }
+                opt_id(
+                    &mut st.ids,
+                    "CommandLine@CommandId",
+                    &r.command_id,
+                    &l.command_id,
+                )?;
                 let cmd = |c: &rps_wsman::CommandLine| {
                     c.command.as_deref().unwrap_or("").trim().to_owned()
                 };
@@ -1027,20 +1201,32 @@ impl Replayer {
             }
             (Body::Send(r), Body::Send(l)) => {
                 let name_set = |s: &rps_wsman::Send| {
-                    s.streams.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>()
+                    s.streams
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect::<BTreeSet<_>>()
                 };
                 if name_set(r) != name_set(l) {
                     return Err(mm(
-                        "Send.Stream@Name",
+                        "Stream@Name",
                         format!("{:?}", name_set(r)),
                         format!("{:?}", name_set(l)),
                     ));
                 }
                 for rs in &r.streams {
                     for ls in l.streams.iter().filter(|s| s.name == rs.name) {
+                        if rs.name == "pr"
+                            && rs.command_id.is_none()
+                            && let Some(live_cid) =
+                                ls.command_id.as_deref().and_then(parse_uuid_urn)
+                        {
+                            // Checked against the messages' PID once they are compared.
+                            st.pr_command_id = Some(live_cid);
+                            continue;
+                        }
                         opt_id(
                             &mut st.ids,
-                            &format!("Send.Stream[{}]@CommandId", rs.name),
+                            &format!("Stream[{}]@CommandId", rs.name),
                             &rs.command_id,
                             &ls.command_id,
                         )?;
@@ -1048,36 +1234,36 @@ impl Replayer {
                 }
             }
             (Body::Receive(r), Body::Receive(l)) => {
-                let names = |s: &str| s.split_whitespace().map(str::to_owned).collect::<BTreeSet<_>>();
+                let names = |s: &str| {
+                    s.split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<BTreeSet<_>>()
+                };
                 if names(&r.desired_streams) != names(&l.desired_streams) {
                     return Err(mm(
-                        "Receive.DesiredStream",
+                        "DesiredStream",
                         r.desired_streams.clone(),
                         l.desired_streams.clone(),
                     ));
                 }
                 opt_id(
                     &mut st.ids,
-                    "Receive.DesiredStream@CommandId",
+                    "DesiredStream@CommandId",
                     &r.command_id,
                     &l.command_id,
                 )?;
             }
             (Body::Signal(r), Body::Signal(l)) => {
-                opt_id(&mut st.ids, "Signal@CommandId", &r.command_id, &l.command_id)?;
-                if r.code.trim() != l.code.trim() {
-                    return Err(mm("Signal.Code", r.code.clone(), l.code.clone()));
+                opt_id(&mut st.ids, "@CommandId", &r.command_id, &l.command_id)?;
+                if !r.code.trim().eq_ignore_ascii_case(l.code.trim()) {
+                    return Err(mm("Code", r.code.clone(), l.code.clone()));
                 }
             }
             (Body::Connect(r), Body::Connect(l)) => {
-                opt_id(&mut st.ids, "Connect@CommandId", &r.command_id, &l.command_id)?;
+                opt_id(&mut st.ids, "@CommandId", &r.command_id, &l.command_id)?;
             }
             (r, l) if std::mem::discriminant(r) != std::mem::discriminant(l) => {
-                return Err(mm(
-                    "Body",
-                    op.to_owned(),
-                    op_name(live).to_owned(),
-                ));
+                return Err(mm("Body", op.to_owned(), op_name(live).to_owned()));
             }
             _ => {}
         }
@@ -1094,7 +1280,8 @@ impl Replayer {
     ) -> Result<(), Mismatch> {
         let rt = r.header.message_type;
         let path = format!("{path}({})", rt.name());
-        let mm = |field: &str, e: String, f: String| Mismatch::new(at, format!("{path}.{field}"), e, f);
+        let mm =
+            |field: &str, e: String, f: String| Mismatch::new(at, format!("{path}.{field}"), e, f);
         if rt != l.header.message_type {
             return Err(mm(
                 "MessageType",

@@ -389,8 +389,8 @@ async fn to_request(
 
 fn to_hyper(resp: Response) -> hyper::Response<Full<Bytes>> {
     let mut out = hyper::Response::new(Full::new(resp.body));
-    *out.status_mut() =
-        hyper::StatusCode::from_u16(resp.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *out.status_mut() = hyper::StatusCode::from_u16(resp.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();
     for (n, v) in resp.headers {
         if let (Ok(n), Ok(v)) = (

@@ -34,6 +34,8 @@ use rps_psrp::clixml::{ListKind, Object, ObjectBase, Value};
 pub const MAX_LINE_LEN: usize = 32 * 1024;
 /// The longest script accepted by [`parse_script`], in bytes.
 pub const MAX_SCRIPT_LEN: usize = 1024 * 1024;
+/// The most physical lines one command of a script may span.
+pub const MAX_CONTINUATION_LINES: usize = 1000;
 /// The deepest nesting of arrays and hashtables accepted.
 pub const MAX_DEPTH: usize = 16;
 /// Parameters that are switches on every cmdlet, so never take the following token as a value.
@@ -194,6 +196,18 @@ impl CmdlineError {
             _ => None,
         }
     }
+    fn set_column(&mut self, col: usize) {
+        match self {
+            CmdlineError::TooDeep { column, .. }
+            | CmdlineError::NotAllowed { column, .. }
+            | CmdlineError::Unterminated { column, .. }
+            | CmdlineError::Unexpected { column, .. }
+            | CmdlineError::MissingValue { column, .. }
+            | CmdlineError::BadCommandName { column, .. } => *column = col,
+            CmdlineError::AtLine { error, .. } => error.set_column(col),
+            _ => {}
+        }
+    }
 }
 
 /// Builds the CLIXML form of a PowerShell array (`object[]`) holding `items`.
@@ -218,7 +232,8 @@ pub fn parse_line(line: &str) -> Result<CmdletLine, CmdlineError> {
             max: MAX_LINE_LEN,
         });
     }
-    let chars: Vec<char> = line.chars().collect();
+    // A trailing newline (a line read from a file or a prompt) ends the statement.
+    let chars: Vec<char> = line.trim_end().chars().collect();
     Parser::new(&chars, 0).line()
 }
 
@@ -332,7 +347,12 @@ pub fn parse_args(args: &[String]) -> Result<CmdletLine, CmdlineError> {
 }
 
 /// Parses a script for `--script FILE`: one cmdlet line per line, skipping blank lines and
-/// lines starting with `#`. Errors name the line.
+/// lines starting with `#`.
+///
+/// A command continues on the next line, as in PowerShell, after a line ending with a
+/// backtick, `|` or `,`, before a line starting with `|`, and while an `@{...}`, `@(...)` or
+/// quoted string is open (hashtable entries may then be separated by new lines, and `#`
+/// comments may follow them). Errors name the line and column where they are.
 pub fn parse_script(text: &str) -> Result<Vec<CmdletLine>, CmdlineError> {
     if text.len() > MAX_SCRIPT_LEN {
         return Err(CmdlineError::ScriptTooLong {
@@ -341,19 +361,102 @@ pub fn parse_script(text: &str) -> Result<Vec<CmdletLine>, CmdlineError> {
         });
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let trimmed = lines[i].trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
+            i += 1;
             continue;
         }
-        let parsed = parse_line(line).map_err(|e| CmdlineError::AtLine {
-            line: n + 1,
-            error: Box::new(e),
-        })?;
-        lines.push(parsed);
+        let mut logical = Logical::default();
+        logical.push(lines[i], i);
+        i += 1;
+        loop {
+            let more = i < lines.len();
+            let end = logical.text.trim_end();
+            if more && end.ends_with('`') {
+                let keep = end.len() - 1;
+                logical.truncate(keep);
+                logical.push_sep(' ');
+            } else if more
+                && ((end.ends_with('|') && !end.ends_with("||"))
+                    || end.ends_with(',')
+                    || lines[i].trim_start().starts_with('|'))
+            {
+                logical.push_sep(' ');
+            } else {
+                match parse_line(&logical.text) {
+                    Ok(line) => {
+                        out.push(line);
+                        break;
+                    }
+                    Err(CmdlineError::Unterminated { .. })
+                        if more && logical.starts.len() < MAX_CONTINUATION_LINES =>
+                    {
+                        logical.push_sep('\n')
+                    }
+                    Err(e) => return Err(logical.locate(e)),
+                }
+            }
+            logical.push(lines[i], i);
+            i += 1;
+        }
     }
-    Ok(lines)
+    Ok(out)
+}
+
+/// Physical lines joined into one command line, remembering where each started.
+#[derive(Default)]
+struct Logical {
+    text: String,
+    /// `text.chars().count()`.
+    chars: usize,
+    /// (character offset in `text`, line index) of each physical line.
+    starts: Vec<(usize, usize)>,
+}
+
+impl Logical {
+    fn push(&mut self, line: &str, index: usize) {
+        self.starts.push((self.chars, index));
+        self.text.push_str(line);
+        self.chars += line.chars().count();
+    }
+
+    fn push_sep(&mut self, sep: char) {
+        self.text.push(sep);
+        self.chars += 1;
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.text.truncate(len);
+        self.chars = self.text.chars().count();
+    }
+
+    /// The error at its physical line and column.
+    fn locate(&self, mut e: CmdlineError) -> CmdlineError {
+        let first = self.starts.first().map_or(0, |s| s.1);
+        let Some(column) = e.column() else {
+            return CmdlineError::AtLine {
+                line: first + 1,
+                error: Box::new(e),
+            };
+        };
+        let at = column.saturating_sub(1);
+        let (offset, index) = self
+            .starts
+            .iter()
+            .rev()
+            .find(|(offset, _)| *offset <= at)
+            .copied()
+            .unwrap_or((0, first));
+        e.set_column(at - offset + 1);
+        CmdlineError::AtLine {
+            line: index + 1,
+            error: Box::new(e),
+        }
+    }
 }
 
 /// Reads one argv word as a value (see [`parse_args`]).
@@ -465,9 +568,31 @@ impl<'a> Parser<'a> {
         self.pos >= self.chars.len()
     }
 
+    /// Skips whitespace on the current line (a newline ends a statement).
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        while self.peek().is_some_and(|c| c.is_whitespace() && c != '\n') {
             self.pos += 1;
+        }
+    }
+
+    /// Inside `@(...)` and `@{...}`: skips whitespace, newlines and `#` comments; true when
+    /// a newline was crossed (it separates entries like `;`).
+    fn skip_ws_nl(&mut self) -> bool {
+        let mut newline = false;
+        loop {
+            match self.peek() {
+                Some('\n') => {
+                    newline = true;
+                    self.pos += 1;
+                }
+                Some(c) if c.is_whitespace() => self.pos += 1,
+                Some('#') => {
+                    while self.peek().is_some_and(|c| c != '\n') {
+                        self.pos += 1;
+                    }
+                }
+                _ => return newline,
+            }
         }
     }
 
@@ -651,7 +776,7 @@ impl<'a> Parser<'a> {
         let mut items = vec![first];
         while self.peek() == Some(',') {
             self.pos += 1;
-            self.skip_ws();
+            self.skip_ws_nl();
             if self
                 .peek()
                 .is_none_or(|c| matches!(c, ',' | '|' | ';' | ')' | '}' | '#'))
@@ -697,6 +822,7 @@ impl<'a> Parser<'a> {
                 Some(n) if n.is_alphanumeric() || n == '_' => "splatting".to_owned(),
                 _ => return Ok(()),
             },
+            Some('\n') => "a second statement on a new line".to_owned(),
             Some('(') => "a parenthesised expression".to_owned(),
             Some('{') => "a script block".to_owned(),
             Some(';') => "a statement separator ';'".to_owned(),
@@ -937,7 +1063,7 @@ impl<'a> Parser<'a> {
         self.pos += 2;
         let mut items = Vec::new();
         loop {
-            self.skip_ws();
+            self.skip_ws_nl();
             match self.peek() {
                 None => {
                     return Err(CmdlineError::Unterminated {
@@ -956,12 +1082,12 @@ impl<'a> Parser<'a> {
                 Some(_) => {}
             }
             items.push(self.primary(depth + 1)?);
-            self.skip_ws();
+            let newline = self.skip_ws_nl();
             match self.peek() {
                 Some(',') => {
                     self.pos += 1;
-                    self.skip_ws();
-                    if matches!(self.peek(), Some(')' | ',' | ';') | None) {
+                    self.skip_ws_nl();
+                    if matches!(self.peek(), Some(')' | ',' | ';')) {
                         return Err(self.unexpected("a value after ','"));
                     }
                 }
@@ -972,6 +1098,7 @@ impl<'a> Parser<'a> {
                         what: "array '@(...)'",
                     });
                 }
+                Some(_) if newline => {}
                 Some(_) => return Err(self.unexpected("',' or ')'")),
             }
         }
@@ -987,7 +1114,7 @@ impl<'a> Parser<'a> {
         };
         let mut entries = Vec::new();
         loop {
-            self.skip_ws();
+            self.skip_ws_nl();
             match self.peek() {
                 None => return Err(unterminated(self)),
                 Some('}') => {
@@ -1006,17 +1133,20 @@ impl<'a> Parser<'a> {
                 return Err(self.unexpected("'=' after the hashtable key"));
             }
             self.pos += 1;
-            self.skip_ws();
-            if matches!(self.peek(), Some(';' | '}') | None) {
-                return Err(self.unexpected("a value after '='"));
+            self.skip_ws_nl();
+            match self.peek() {
+                None => return Err(unterminated(self)),
+                Some(';' | '}') => return Err(self.unexpected("a value after '='")),
+                Some(_) => {}
             }
             let value = self.expression(depth)?;
             entries.push((key, value));
-            self.skip_ws();
+            let newline = self.skip_ws_nl();
             match self.peek() {
                 Some(';' | '}') => {}
                 None => return Err(unterminated(self)),
-                Some(_) => return Err(self.unexpected("';' or '}'")),
+                Some(_) if newline => {}
+                Some(_) => return Err(self.unexpected("';', a new line or '}'")),
             }
         }
         Ok(hashtable(entries))

@@ -856,8 +856,9 @@ proptest! {
     }
 
     #[test]
-    fn powershell_shaped_text_never_panics(text in r"[-A-Za-z0-9 @{}()\[\]=;,|'`$:#.\x22]{0,60}") {
+    fn powershell_shaped_text_never_panics(text in r"[-A-Za-z0-9 @{}()\[\]=;,|'`$:#.\x22\n\u{2013}]{0,80}") {
         let _ = parse_line(&text);
+        let _ = parse_script(&text);
         let words: Vec<String> = text.split(' ').map(str::to_owned).collect();
         let _ = parse_args(&words);
     }
@@ -870,4 +871,94 @@ proptest! {
         let parsed = parse_line(&text);
         prop_assert_eq!(parsed.as_ref(), Ok(&line), "{}", text);
     }
+}
+
+#[test]
+fn scripts_continue_commands_like_powershell() {
+    let script = "\
+# provision a shared mailbox
+New-Mailbox -Shared -Name 'Finance Team' `
+    -DisplayName 'Finance' `
+    -Alias finance
+Set-Mailbox -Identity finance -EmailAddresses @{
+    Add = 'smtp:fin@contoso.com',
+          'smtp:accounts@contoso.com'   # both
+    Remove = 'smtp:old@contoso.com'
+}
+Get-Mailbox -ResultSize Unlimited |
+    Where-Object -Property IsShared -EQ -Value $true
+Get-Recipient -RecipientTypeDetails UserMailbox,
+    SharedMailbox
+Get-Mailbox
+    | Select-Object -Property Name
+Set-X -Members @(
+    'a'
+    'b'; 'c'
+)
+Set-X -Note 'first line
+second line'
+";
+    let lines = parse_script(script).unwrap();
+    assert_eq!(lines.len(), 7);
+    assert_eq!(
+        lines[0].commands[0].parameters,
+        [
+            ParsedParameter::switch("Shared"),
+            p("Name", "Finance Team"),
+            p("DisplayName", "Finance"),
+            p("Alias", "finance"),
+        ]
+    );
+    assert_eq!(
+        lines[1].commands[0].parameters[1],
+        p(
+            "EmailAddresses",
+            hashtable(vec![
+                (
+                    s("Add"),
+                    array(vec![
+                        s("smtp:fin@contoso.com"),
+                        s("smtp:accounts@contoso.com")
+                    ])
+                ),
+                (s("Remove"), s("smtp:old@contoso.com")),
+            ])
+        )
+    );
+    assert_eq!(lines[2].commands.len(), 2);
+    assert_eq!(
+        lines[3].commands[0].parameters,
+        [p(
+            "RecipientTypeDetails",
+            array(vec![s("UserMailbox"), s("SharedMailbox")])
+        )]
+    );
+    assert_eq!(lines[4].commands.len(), 2);
+    assert_eq!(
+        lines[5].commands[0].parameters,
+        [p("Members", array(vec![s("a"), s("b"), s("c")]))]
+    );
+    assert_eq!(
+        lines[6].commands[0].parameters,
+        [p("Note", "first line\nsecond line")]
+    );
+}
+
+#[test]
+fn script_errors_point_at_the_physical_line() {
+    let script = "Get-Mailbox\nSet-Mailbox x -EmailAddresses @{\n  Add = 'a'\n  Remove = $old\n}\n";
+    let e = parse_script(script).unwrap_err();
+    assert!(matches!(&e, CmdlineError::AtLine { line: 4, .. }), "{e}");
+    assert_eq!(e.column(), Some(12), "{e}");
+    // Still open at the end of the file.
+    let e = parse_script("Get-X @{\n a = 1\n").unwrap_err();
+    assert!(matches!(&e, CmdlineError::AtLine { line: 1, .. }), "{e}");
+    assert!(e.to_string().contains("unterminated hashtable"), "{e}");
+    // A new line outside brackets ends the statement: no second command hides in a line.
+    let e = parse_line("Get-Mailbox\nRemove-Mailbox x").unwrap_err();
+    assert!(
+        matches!(e, CmdlineError::NotAllowed { column: 12, .. }),
+        "{e}"
+    );
+    assert!(parse_line("Get-Mailbox -ResultSize 1\n").is_ok());
 }

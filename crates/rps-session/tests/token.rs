@@ -19,6 +19,8 @@ use serde_json::json;
 
 /// A throwaway RSA key made for these tests (PKCS#8).
 const TEST_KEY_PKCS8: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC9//wollAip0PW\ndh6Zj5yXaKi7pbFafKM2c2C6VeqzvoTVX20VYdTmE/ttZY3ECqRc43QdGYBHaVvc\nLSYyXH8y8RFn2Psm8mIpHxNySZlWGyhT8FAVw+2bYsZIgttIQov7x3oL0KzrVeBN\nLvlyJFA8ZSub9AQ7bcr8vPc9Th3niyepj0/ISgizyPICh7Le2zQyZSjdlGjKd1LB\n1BDZ/xO4UbZws0EX2aXZsXAb83YxrMb95pAG7rhXE+HHXeHiShB9uF7CG9/Hi565\nYYUJe8OAJjNFPV/DIDhICxpi0LWCK7D/zPgSRET+UIUoppRYWk1vvgeoJALOYL5A\nofFMF8dNAgMBAAECggEAUbh0oJBmT0FaMDgF2U6nr4fYaz1NFvpcyOK/S+YAWOct\nAwlURcoaZAtcLSVs4FEjeMBsBMgfIJf0ZrMUpryaCTMepWfyPkIqbj1rg9CcHyj3\nI4NNLs9it164oh+GaYIV62lU2RgcB+yb2RbHO4za5d8t7pn56AXFNQeh38BlpFy6\n/TaIlA+6NenRfbKDUJKadox8oPWhjrnplRDyLYYSCz3fXpdK5BBRiepIUw+Nfro0\nl7yIIWai8Usvfd6gs2pW4AO4t8GTu+t0lEHytc2FZAQzIAITI5uzocVa/sVXkXfH\nL4zNeT2mhl4hw36em6tvL1/tpw47CyzSUw6S/w7hEQKBgQD2sT/kHjaYLZxO3qsO\nrXjvAR7nOenPZN0+msb6wYDutWA+c4XmD63DyMnxV7AJS+27fkxb1wE42i4iW6yy\nIeieWLCKO43bLDVF2jeEzXZ6Ao6tJBurat0rxN5mrHbi3kGiVdceHeqFmFCNgxf4\nL0ufVhlL1aWI2XxaNPhRzmBD/wKBgQDFKyepeGCKz3Ja7OX35lmiEkvuU8L9Cj40\nIUnVMTrCzmoWsx4VpvdWxBwKbwpG82h7jRshpIOQWC/1LQIHOk30GmY9HgUIFKRp\nE4/MzAVUql6Iq6M4RWHTPzJmAbDqOkehisqcwqmZAAXHUPuus/SI4BKK3Kq0SSxX\njMx6kUfEswKBgCMif40H2JK3/EknYYmHn2+64yHfl7NYFEK0XJ6eLLTS1FBQt8Na\nfE8kK87ZxFKuo79Ob6Ws65mjSWrPT7tXJQBYdVxauwt6MmQufjXF5ZffAV8bg21Y\nnQN82IgbDBunuAVc4HSDokFAvkhJYYKRid25r4Sjex4Qi6t1W+Ca2g8VAoGAe9w6\nVDns3AapnfkIFo08bZX04Uj5SyCuJu1qhmUgttQYzR3EnnF/G6CixOMwn5W1Yzgn\nfSDuDTV5GxolFglIgzo6U9aR7puZFPFW+p6IEsHcFRtNs8HSTHR84pvZWas26IJZ\n+dRH2nerKaT0FrGxwnKQ827gRdVZ573pjm3JmgUCgYEApXdPI/fFrGAwH0gG/Mj5\nEnEvCHbb1tQ0FgqpjcX1EKsEptnCpsE7z4EpN9BThRbLWaC6UGVjbzlsenR3OuA5\n8XvZ1jPwakzEmTbgNuiPRVtqbQWhTewh04tRu/7olFLmwx86gduKZ7tLiRxD0DED\nfZaIREeCZlfx0WKmfpNrDAk=\n-----END PRIVATE KEY-----";
+/// The same key encrypted (PBES2, AES-256-CBC) with the password `fake-key-password`.
+const TEST_KEY_ENCRYPTED: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFLTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQImIsWc7ZU+P4CAggA\nMAwGCCqGSIb3DQIJBQAwHQYJYIZIAWUDBAEqBBDfvOAUwdTW4kH8335Di3vMBIIE\n0Pr3GhyhN0thq+VdoR8Rv/Cgivef6vb8nqzVou88qihHGi6lHWu230nZ3lZly+7F\n+6Vj1TWCR5+2MRGgFfQYv2g4gxyaJLtLQK0mcyaBDiR/IIdWSd8l8zWA2q9WnHLx\nffNyQ/Eg4GPvhmB68h6qKvkkqgst6dPH1NR1Hdby4cblBly0dtJwubfOiCzIdR/E\nlzOWzEJWVfbWP6t7HHf0JYzTB6Xl5+RTVM79ZNdNd+HQ6yIF1fTUsjnRJng2ybfl\njxx4CZzs1mBK6Rr/GVDEGxqjEBXq7CJCrOsP5SOzG6FkQ8hb5MRpoU381sDSyRja\nLXVGLrTIoWmM3uLc5MVXFee6tMBWiD9dcyarrd1aGyxCws5jFV2pX0HHbYAmcBBH\nc7tVcA7IsubtLMIaqY+aBUB8uanf20cDVY5v2KDuEWUdwit+Gs6lZPO/OFQoWknG\nA5Eg6Mwcox8xyMw3xJwJ1u0UD4LQNuCS1Ud51pG0q5XdNt/5xVhYsJGUAQCkg1xA\n9ehJzxi9eqGyUFo94PqdSdRtykqUUdMO3qDheoftSky9lnP9oGlOQbUf4sv6YufU\nIA1Y8hxY9nDlA8oUwUATHAH1gOuIBJnGpjLOnSp7jLi+RhKORHE7QnVlLfbC0xj+\nLrcFjxR6ijmik5+JRz/uLOfvGpiLaELBDRf3t0C4HlHkxjqOynmchoF7ImDiNii3\n8lddVRYv/fnmkvt68F44Z6CaRAozggfcQJoBMYu1NETlKTsgy0S1jLhWsjxwUPq/\n/SS7p3wqdcHtFmsUbIXOsJ5yeGdgU/DpYd0k3qsxVuqExTWoN1wGLSgv10JlZMfm\n5kr5td4vRnl1o6HmAES3zIXJSqvc0zUE9iVMl8E5M02MILMYqETPkZdidd8tcLQz\n+WhY9ChLPksQlO6/vmMIxUIu/XXBdKBgGj26eY96W3Nfp+p8YYFBn3tFmCOXsG9/\n36K/PPfRqYk2BnOFy7ypZw4RDKrLn8RMMrrLLe0tSBx9HHKgn0AQ8RK++FpI7tqD\nRfDOAbpbNqnLj1vlNYF0KjXg68t+JQ5X5KdFJUTq2K02ldMZ3bRkCD7EXLdk/RsY\nohW+EGJCj7vw+TYBV6PFkHbArlejL4V5nJkbTQD5xs1W1RsTKkzFVnutZOyAe4CN\ntLRxttFuYakbUwh4654z9f/spm0t4yElWXkRabNYkMGXmk8Aw4kPNoibk2+Z9gu3\nHgNaIK0G/0Tv2JHlVchmS6gMaSORtFRNW5q+po695R1K9sEnRu0j/nORDLEBuc//\nzJ4UdAV0msRMygeclRHsP2A40KUd6QB4VHGAH1jHDv+smmCBxJ9E7uN828sPl+H8\nFWcZRXHOKvcIpXkuo2GFtwO79utu9qeCdqDqtwHvicaFvcRk0IkGlxBK4Bat1z9R\nb326jHALfeP/3v61CgBLGUftR5jrI/wiTpeMgqxdeMbeRibeu3OcPut30I6gaMKJ\nuptPXKOakyIb+3iIR2vMV3LASM89KXS7oofba6Pfe6HBJau19r4j0r1AtDV9+A6C\n29RhW69gRosLJqdw8le1o30jNcxv545Wj425d+lQ2cGJe1MFq/5rMYg3Anw8fqYQ\n3AheT/44R23nPEpKb6lqNfXecV9p+GcIPzZo6YSNnCQn\n-----END ENCRYPTED PRIVATE KEY-----";
 /// The same key as PKCS#1.
 const TEST_KEY_PKCS1: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAvf/8KJZQIqdD1nYemY+cl2iou6WxWnyjNnNgulXqs76E1V9t\nFWHU5hP7bWWNxAqkXON0HRmAR2lb3C0mMlx/MvERZ9j7JvJiKR8TckmZVhsoU/BQ\nFcPtm2LGSILbSEKL+8d6C9Cs61XgTS75ciRQPGUrm/QEO23K/Lz3PU4d54snqY9P\nyEoIs8jyAoey3ts0MmUo3ZRoyndSwdQQ2f8TuFG2cLNBF9ml2bFwG/N2MazG/eaQ\nBu64VxPhx13h4koQfbhewhvfx4ueuWGFCXvDgCYzRT1fwyA4SAsaYtC1giuw/8z4\nEkRE/lCFKKaUWFpNb74HqCQCzmC+QKHxTBfHTQIDAQABAoIBAFG4dKCQZk9BWjA4\nBdlOp6+H2Gs9TRb6XMjiv0vmAFjnLQMJVEXKGmQLXC0lbOBRI3jAbATIHyCX9Gaz\nFKa8mgkzHqVn8j5CKm49a4PQnB8o9yODTS7PYrdeuKIfhmmCFetpVNkYHAfsm9kW\nxzuM2uXfLe6Z+egFxTUHod/AZaRcuv02iJQPujXp0X2yg1CSmnaMfKD1oY656ZUQ\n8i2GEgs9316XSuQQUYnqSFMPjX66NJe8iCFmovFLL33eoLNqVuADuLfBk7vrdJRB\n8rXNhWQEMyACEyObs6HFWv7FV5F3xy+MzXk9poZeIcN+npurby9f7acOOwss0lMO\nkv8O4RECgYEA9rE/5B42mC2cTt6rDq147wEe5znpz2TdPprG+sGA7rVgPnOF5g+t\nw8jJ8VewCUvtu35MW9cBONouIlussiHonliwijuN2yw1Rdo3hM12egKOrSQbq2rd\nK8TeZqx24t5BolXXHh3qhZhQjYMX+C9Ln1YZS9WliNl8WjT4Uc5gQ/8CgYEAxSsn\nqXhgis9yWuzl9+ZZohJL7lPC/Qo+NCFJ1TE6ws5qFrMeFab3VsQcCm8KRvNoe40b\nIaSDkFgv9S0CBzpN9BpmPR4FCBSkaROPzMwFVKpeiKujOEVh0z8yZgGw6jpHoYrK\nnMKpmQAFx1D7rrP0iOASityqtEksV4zMepFHxLMCgYAjIn+NB9iSt/xJJ2GJh59v\nuuMh35ezWBRCtFyeniy00tRQULfDWnxPJCvO2cRSrqO/Tm+lrOuZo0lqz0+7VyUA\nWHVcWrsLejJkLn41xeWX3wFfG4NtWJ0DfNiIGwwbp7gFXOB0g6JBQL5ISWGCkYnd\nua+Eo3seEIurdVvgmtoPFQKBgHvcOlQ57NwGqZ35CBaNPG2V9OFI+UsgribtaoZl\nILbUGM0dxJ5xfxugosTjMJ+VtWM4J30g7g01eRsaJRYJSIM6OlPWke6bmRTxVvqe\niBLB3BUbTbPB0kx0fOKb2VmrNuiCWfnUR9p3qymk9BaxscJykPNu4EXVWee96Y5t\nyZoFAoGBAKV3TyP3xaxgMB9IBvzI+RJxLwh229bUNBYKqY3F9RCrBKbZwqbBO8+B\nKTfQU4UWy1mgulBlY285bHp0dzrgOfF72dYz8GpMxJk24Dboj0Vbam0FoU3sIdOL\nUbv+6JRS5sMfOoHbime7S4kcQ9AxA32WiERHgmZX8dFipn6TawwJ\n-----END RSA PRIVATE KEY-----";
 
@@ -275,6 +277,37 @@ fn certificate_loads_from_pfx() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(cred.thumbprint(), from_pem.thumbprint());
     assert!(CertificateCredential::from_pfx(b"not a pfx", &Secret::new("")).is_err());
+}
+
+#[test]
+fn certificate_loads_an_encrypted_pem_key() {
+    use rps_session::token::Secret;
+    let (cert_pem, _) = test_certificate();
+    let plain = CertificateCredential::from_pem(&cert_pem, TEST_KEY_PKCS8).unwrap();
+    let enc = CertificateCredential::from_pem_with_password(
+        &cert_pem,
+        TEST_KEY_ENCRYPTED,
+        &Secret::new("fake-key-password"),
+    )
+    .unwrap();
+    assert_eq!(enc.thumbprint(), plain.thumbprint());
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    // The decrypted key signs.
+    let a = enc.assertion(CLIENT_ID, "aud", now).unwrap();
+    assert_eq!(a.expose().split('.').count(), 3);
+    let err = CertificateCredential::from_pem_with_password(
+        &cert_pem,
+        TEST_KEY_ENCRYPTED,
+        &Secret::new("wrong"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TokenError::Certificate { .. }), "{err:?}");
+    assert!(CertificateCredential::from_pem(&cert_pem, TEST_KEY_ENCRYPTED).is_err());
+    // Unencrypted keys pass through.
+    assert!(
+        CertificateCredential::from_pem_with_password(&cert_pem, TEST_KEY_PKCS1, &Secret::new(""))
+            .is_ok()
+    );
 }
 
 #[tokio::test]

@@ -122,6 +122,7 @@ async fn keep_alive_reuses_one_connection() {
 
 #[tokio::test]
 async fn reconnects_when_server_closed_idle_connection() {
+    const PAUSE_MS: u64 = 20;
     // A raw server that answers one request per connection, then hangs up without
     // announcing it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -159,7 +160,7 @@ async fn reconnects_when_server_closed_idle_connection() {
             .await
             .unwrap();
         assert_eq!(&resp.body[..], b"ok");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(PAUSE_MS)).await;
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
     task.abort();

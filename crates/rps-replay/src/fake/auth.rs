@@ -56,7 +56,9 @@ pub fn authenticate(
         .decode(rest.trim())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(Refusal::Unauthorized("Basic credentials are not base64 UTF-8"))?;
+        .ok_or(Refusal::Unauthorized(
+            "Basic credentials are not base64 UTF-8",
+        ))?;
     let (user, password) = decoded
         .split_once(':')
         .ok_or(Refusal::Unauthorized("Basic credentials without ':'"))?;

@@ -6,9 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rps_psrp::clixml::Value;
-use rps_psrp::messages::{CreatePipeline, HostMethod};
-use rps_psrp::records::{CategoryInfo, ErrorRecord, InformationalKind, InformationalRecord, ProgressRecord, ProgressRecordType};
 use rps_psrp::event::RecordKind;
+use rps_psrp::messages::{CreatePipeline, HostMethod};
+use rps_psrp::records::{
+    CategoryInfo, ErrorRecord, InformationalKind, InformationalRecord, ProgressRecord,
+    ProgressRecordType,
+};
 use rps_psrp::server::{PipelineOutcome, PipelineSink};
 use uuid::Uuid;
 
@@ -198,12 +201,7 @@ fn value_text(v: &Value) -> Option<String> {
 
 /// Plans the pipeline for `request`.
 pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
-    let commands: Vec<_> = request
-        .power_shell
-        .statements
-        .iter()
-        .flatten()
-        .collect();
+    let commands: Vec<_> = request.power_shell.statements.iter().flatten().collect();
     if commands.is_empty() || commands.iter().any(|c| c.is_script) {
         return Box::new(Fail(Some(script_rejected())));
     }
@@ -217,9 +215,10 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
     let mut args = Args::default();
     for a in &first.args {
         match &a.name {
-            Some(n) => args
-                .named
-                .push((n.trim_start_matches('-').trim_end_matches(':').to_owned(), a.value.clone())),
+            Some(n) => args.named.push((
+                n.trim_start_matches('-').trim_end_matches(':').to_owned(),
+                a.value.clone(),
+            )),
             None => args.positional.push(a.value.clone()),
         }
     }
@@ -244,7 +243,9 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
                 Ok(r) => r,
                 Err(text) => {
                     return Box::new(Fail(Some(error_value(
-                        format!("Cannot process argument transformation on parameter 'ResultSize'. Cannot convert value \"{text}\" to type \"Microsoft.Exchange.Data.Unlimited`1[System.UInt32]\"."),
+                        format!(
+                            "Cannot process argument transformation on parameter 'ResultSize'. Cannot convert value \"{text}\" to type \"Microsoft.Exchange.Data.Unlimited`1[System.UInt32]\"."
+                        ),
                         "System.Management.Automation.ParameterBindingArgumentTransformationException",
                         format!("ParameterArgumentTransformationError,{task}"),
                         ERROR_CATEGORY_INVALID_ARGUMENT,
@@ -290,7 +291,12 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
             })
         }
         CmdletSpec::Static { objects } => {
-            let objs = env.catalog.objects.get(&objects).cloned().unwrap_or_default();
+            let objs = env
+                .catalog
+                .objects
+                .get(&objects)
+                .cloned()
+                .unwrap_or_default();
             let identity = args.identity();
             let objs = objs
                 .into_iter()
@@ -298,7 +304,9 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
                     None => true,
                     Some(id) => o.as_object().is_some_and(|o| {
                         ["Identity", "Name", "DomainName"].iter().any(|p| {
-                            o.get(p).and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(id))
+                            o.get(p)
+                                .and_then(Value::as_str)
+                                .is_some_and(|v| v.eq_ignore_ascii_case(id))
                         })
                     }),
                 })
@@ -369,7 +377,11 @@ struct Listing {
 
 impl Listing {
     fn progress(&self, sink: &mut PipelineSink<'_>, total: usize, done: bool) {
-        let percent = if total == 0 { 100 } else { (self.emitted * 100 / total) as i32 };
+        let percent = if total == 0 {
+            100
+        } else {
+            (self.emitted * 100 / total) as i32
+        };
         let rec = ProgressRecord {
             activity: self.cmdlet.clone(),
             activity_id: 0,
@@ -497,16 +509,30 @@ impl Producer for SetRecipient {
             Err(p) => p.into_inner(),
         };
         for (name, value) in &self.args.named {
-            if COMMON_PARAMETERS.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+            if COMMON_PARAMETERS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
+            {
                 continue;
             }
             match tenant.settable(&self.view, name) {
-                Some(prop) if !["Identity", "Guid", "ExchangeGuid", "Id", "DistinguishedName"].contains(&prop.as_str()) => {
+                Some(prop)
+                    if ![
+                        "Identity",
+                        "Guid",
+                        "ExchangeGuid",
+                        "Id",
+                        "DistinguishedName",
+                    ]
+                    .contains(&prop.as_str()) =>
+                {
                     changes.insert(prop, value.clone());
                 }
                 _ => {
                     return Some(PipelineOutcome::Failed(error_value(
-                        format!("A parameter cannot be found that matches parameter name '{name}'."),
+                        format!(
+                            "A parameter cannot be found that matches parameter name '{name}'."
+                        ),
                         "System.Management.Automation.ParameterBindingException",
                         format!("NamedParameterNotFound,{}", self.task),
                         ERROR_CATEGORY_INVALID_ARGUMENT,
@@ -519,7 +545,12 @@ impl Producer for SetRecipient {
             }
         }
         let Some(i) = tenant.find(&id) else {
-            let fqid = exchange_error_id(&self.env, "ManagementObjectNotFoundException", &self.error_id, &self.task);
+            let fqid = exchange_error_id(
+                &self.env,
+                "ManagementObjectNotFoundException",
+                &self.error_id,
+                &self.task,
+            );
             sink.record(
                 RecordKind::Error,
                 error_value(

@@ -91,7 +91,9 @@ pub enum FaultSpecError {
     #[error("fault spec item {0:?} is not key=value")]
     NotPair(String),
     /// An unknown key.
-    #[error("unknown fault {0:?} (known: drop-receive, fault500, fault500-ops, 503, retry-after, throttle, slow, seed)")]
+    #[error(
+        "unknown fault {0:?} (known: drop-receive, fault500, fault500-ops, 503, retry-after, throttle, slow, seed)"
+    )]
     UnknownKey(String),
     /// A bad value.
     #[error("bad value {value:?} for {key}: {expected}")]
@@ -159,7 +161,9 @@ impl std::str::FromStr for FaultSpec {
                 "retry-after" => {
                     spec.retry_after_secs = v.parse().map_err(|_| bad("whole seconds"))?;
                 }
-                "slow" => spec.slow = parse_duration(v).ok_or_else(|| bad("a duration like 200ms"))?,
+                "slow" => {
+                    spec.slow = parse_duration(v).ok_or_else(|| bad("a duration like 200ms"))?
+                }
                 "seed" => spec.seed = v.parse().map_err(|_| bad("an unsigned integer"))?,
                 _ => return Err(FaultSpecError::UnknownKey(k.to_owned())),
             }

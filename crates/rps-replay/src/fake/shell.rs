@@ -37,7 +37,6 @@ pub(crate) struct Received {
 
 #[derive(Debug)]
 pub(crate) struct Shell {
-    pub id: Uuid,
     pub owner: String,
     pub cookie: Option<String>,
     pool: ServerRunspacePool,
@@ -51,7 +50,6 @@ pub(crate) struct Shell {
 impl Shell {
     pub fn new(id: Uuid, owner: String, cookie: Option<String>, config: ServerConfig) -> Self {
         Shell {
-            id,
             owner,
             cookie,
             pool: ServerRunspacePool::new(id, config),

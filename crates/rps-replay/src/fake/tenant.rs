@@ -214,8 +214,13 @@ impl Tenant {
             ]
             .into(),
             proxy_tn: {
-                let mut v = vec!["Deserialized.Microsoft.Exchange.Data.ProxyAddressCollection".to_owned()];
-                v.extend(mvp_type_names("Microsoft.Exchange.Data.ProxyAddress").iter().cloned());
+                let mut v =
+                    vec!["Deserialized.Microsoft.Exchange.Data.ProxyAddressCollection".to_owned()];
+                v.extend(
+                    mvp_type_names("Microsoft.Exchange.Data.ProxyAddress")
+                        .iter()
+                        .cloned(),
+                );
                 v.into()
             },
             string_mvp_tn: mvp_type_names("System.String"),
@@ -311,7 +316,10 @@ impl Tenant {
             ("DistinguishedName", Value::Str(dn.to_owned())),
             ("IsRelativeDn", Value::Bool(false)),
             ("DomainId", Value::Str(domain.clone())),
-            ("PartitionGuid", Value::Guid(Uuid::from_u128(0x59ce_2f71_eaa2_4ddf_a4fa_f250_69d0_b324))),
+            (
+                "PartitionGuid",
+                Value::Guid(Uuid::from_u128(0x59ce_2f71_eaa2_4ddf_a4fa_f250_69d0_b324)),
+            ),
             ("PartitionFQDN", Value::Str(domain)),
             ("ObjectGuid", Value::Guid(rng.uuid())),
             ("Name", Value::Str(name.to_owned())),
@@ -349,8 +357,7 @@ impl Tenant {
         let tenant_dom = self.info.initial_domain.clone();
         let ou = format!(
             "{}/{}",
-            "NAMPR11A001.PROD.OUTLOOK.COM/Microsoft Exchange Hosted Organizations",
-            tenant_dom
+            "NAMPR11A001.PROD.OUTLOOK.COM/Microsoft Exchange Hosted Organizations", tenant_dom
         );
         let rdn_name = format!("{}{}", n.alias.replace('.', ""), i);
         let dn = format!(
@@ -365,7 +372,12 @@ impl Tenant {
         let changed = created + rng.below(365 * 86_400) as i64;
         let created_t = datetime_text(created, rng.below(10_000_000) as u32);
         let changed_t = datetime_text(changed, rng.below(10_000_000) as u32);
-        let db = format!("{}{:02}DB{:03}", self.info.database_prefix, i % 9, rng.below(400));
+        let db = format!(
+            "{}{:02}DB{:03}",
+            self.info.database_prefix,
+            i % 9,
+            rng.below(400)
+        );
         let server = format!("{}{:02}", self.info.server, rng.below(64)).to_ascii_lowercase();
         let mut proxies = vec![Value::Str(format!("SMTP:{}", n.smtp))];
         for d in self.info.domains.iter().skip(1) {
@@ -380,7 +392,8 @@ impl Tenant {
             proxies.push(Value::Str(format!("SIP:{}", n.smtp)));
         }
         let archive = i % 4 == 0;
-        let enum_i32 = |t: &str, name: &str, v: i32| enum_value(enum_type_names(t), name, Value::I32(v));
+        let enum_i32 =
+            |t: &str, name: &str, v: i32| enum_value(enum_type_names(t), name, Value::I32(v));
         let rtd = enum_value(
             enum_type_names("Microsoft.Exchange.Data.Directory.Recipient.RecipientTypeDetails"),
             kind.name(),
@@ -414,10 +427,17 @@ impl Tenant {
         put("RetentionPolicy", Value::Str("Default MRM Policy".into()));
         put("ExchangeGuid", Value::Guid(exch_guid));
         put("MailboxGuid", Value::Guid(exch_guid));
-        put("AdminDisplayVersion", Value::Str(self.info.admin_display_version.clone()));
+        put(
+            "AdminDisplayVersion",
+            Value::Str(self.info.admin_display_version.clone()),
+        );
         put(
             "ExternalOofOptions",
-            enum_i32("Microsoft.Exchange.Data.Directory.Recipient.ExternalOofOptions", "External", 1),
+            enum_i32(
+                "Microsoft.Exchange.Data.Directory.Recipient.ExternalOofOptions",
+                "External",
+                1,
+            ),
         );
         put("ForwardingAddress", Value::Nil);
         put("ForwardingSmtpAddress", Value::Nil);
@@ -425,26 +445,46 @@ impl Tenant {
         put("IsMailboxEnabled", Value::Bool(true));
         put(
             "Languages",
-            mvp(self.culture_mvp_tn.clone(), vec![Value::Str(rng.pick(LANGS).into())]),
+            mvp(
+                self.culture_mvp_tn.clone(),
+                vec![Value::Str(rng.pick(LANGS).into())],
+            ),
         );
         put("ProhibitSendQuota", Value::Str(rng.pick(QUOTAS).into()));
-        put("ProhibitSendReceiveQuota", Value::Str(rng.pick(QUOTAS).into()));
+        put(
+            "ProhibitSendReceiveQuota",
+            Value::Str(rng.pick(QUOTAS).into()),
+        );
         put("IssueWarningQuota", Value::Str(rng.pick(QUOTAS).into()));
-        put("RecoverableItemsQuota", Value::Str("30 GB (32,212,254,720 bytes)".into()));
+        put(
+            "RecoverableItemsQuota",
+            Value::Str("30 GB (32,212,254,720 bytes)".into()),
+        );
         put("IsResource", Value::Bool(kind == MailboxKind::Room));
         put("IsShared", Value::Bool(kind == MailboxKind::Shared));
         put(
             "ResourceType",
-            if kind == MailboxKind::Room { Value::Str("Room".into()) } else { Value::Nil },
+            if kind == MailboxKind::Room {
+                Value::Str("Room".into())
+            } else {
+                Value::Nil
+            },
         );
         put("ServerName", Value::Str(server.clone()));
-        put("ServerLegacyDN", Value::Str(format!(
-            "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Configuration/cn=Servers/cn={}", server.to_ascii_uppercase()
-        )));
+        put(
+            "ServerLegacyDN",
+            Value::Str(format!(
+                "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Configuration/cn=Servers/cn={}",
+                server.to_ascii_uppercase()
+            )),
+        );
         put("Office", Value::Str(rng.pick(OFFICES).into()));
         put("UserPrincipalName", Value::Str(n.smtp.clone()));
         put("WindowsLiveID", Value::Str(n.smtp.clone()));
-        put("ArchiveGuid", Value::Guid(if archive { rng.uuid() } else { Uuid::nil() }));
+        put(
+            "ArchiveGuid",
+            Value::Guid(if archive { rng.uuid() } else { Uuid::nil() }),
+        );
         put(
             "ArchiveStatus",
             enum_i32(
@@ -467,26 +507,48 @@ impl Tenant {
         put("AccountDisabled", Value::Bool(kind != MailboxKind::User));
         put("IsDirSynced", Value::Bool(rng.chance(0.5)));
         put("Alias", Value::Str(n.alias.clone()));
-        put("SamAccountName", Value::Str(format!("$K{}", &exch_guid.simple().to_string()[..11]).to_ascii_uppercase()));
+        put(
+            "SamAccountName",
+            Value::Str(format!("$K{}", &exch_guid.simple().to_string()[..11]).to_ascii_uppercase()),
+        );
         put("OrganizationalUnit", Value::Str(ou));
-        put("CustomAttribute1", Value::Str(format!("EMP{:06}", 100_000 + i)));
+        put(
+            "CustomAttribute1",
+            Value::Str(format!("EMP{:06}", 100_000 + i)),
+        );
         put("CustomAttribute2", Value::Str(dept.into()));
         put("Department", Value::Str(dept.into()));
         put("DisplayName", Value::Str(n.name.clone()));
-        put("FirstName", Value::Str(n.name.split(' ').next().unwrap_or_default().to_owned()));
-        put("LastName", Value::Str(n.name.split_once(' ').map_or("", |x| x.1).to_owned()));
+        put(
+            "FirstName",
+            Value::Str(n.name.split(' ').next().unwrap_or_default().to_owned()),
+        );
+        put(
+            "LastName",
+            Value::Str(n.name.split_once(' ').map_or("", |x| x.1).to_owned()),
+        );
         put("City", Value::Nil);
         put("Company", Value::Str(self.info.name.clone()));
         put("CountryOrRegion", Value::Nil);
         put("Phone", Value::Str(String::new()));
         put("EmailAddresses", mvp(self.proxy_tn.clone(), proxies));
-        put("GrantSendOnBehalfTo", mvp(self.adobjectid_mvp_tn.clone(), Vec::new()));
+        put(
+            "GrantSendOnBehalfTo",
+            mvp(self.adobjectid_mvp_tn.clone(), Vec::new()),
+        );
         put("ExternalDirectoryObjectId", Value::Str(ext_id.to_string()));
-        put("HiddenFromAddressListsEnabled", Value::Bool(rng.chance(0.05)));
-        put("LegacyExchangeDN", Value::Str(format!(
-            "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn={}-{}",
-            exch_guid.simple(), &n.alias[..n.alias.len().min(8)]
-        )));
+        put(
+            "HiddenFromAddressListsEnabled",
+            Value::Bool(rng.chance(0.05)),
+        );
+        put(
+            "LegacyExchangeDN",
+            Value::Str(format!(
+                "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn={}-{}",
+                exch_guid.simple(),
+                &n.alias[..n.alias.len().min(8)]
+            )),
+        );
         put("LinkedMasterAccount", Value::Str(String::new()));
         put("MaxSendSize", Value::Str(rng.pick(SIZES).into()));
         put("MaxReceiveSize", Value::Str(rng.pick(SIZES).into()));
@@ -494,7 +556,11 @@ impl Tenant {
         put("WindowsEmailAddress", Value::Str(n.smtp.clone()));
         put(
             "RecipientType",
-            enum_i32("Microsoft.Exchange.Data.Directory.Recipient.RecipientType", "UserMailbox", 2),
+            enum_i32(
+                "Microsoft.Exchange.Data.Directory.Recipient.RecipientType",
+                "UserMailbox",
+                2,
+            ),
         );
         put("RecipientTypeDetails", rtd);
         put("MailTip", mailtip);
@@ -525,12 +591,20 @@ impl Tenant {
         );
         put(
             "MailboxTypeDetail",
-            enum_i32("Microsoft.Exchange.Data.StoreMailboxTypeDetail", kind.name(), kind.value() as i32),
+            enum_i32(
+                "Microsoft.Exchange.Data.StoreMailboxTypeDetail",
+                kind.name(),
+                kind.value() as i32,
+            ),
         );
         put("OwnerADGuid", Value::Guid(obj_guid));
         put(
             "StorageLimitStatus",
-            enum_i32("Microsoft.Exchange.Data.Mapi.StorageLimitStatus", "BelowLimit", 1),
+            enum_i32(
+                "Microsoft.Exchange.Data.Mapi.StorageLimitStatus",
+                "BelowLimit",
+                1,
+            ),
         );
         put("TotalItemSize", Value::Str(byte_quantity(size)));
         put("TotalDeletedItemSize", Value::Str(byte_quantity(size / 20)));
@@ -549,13 +623,20 @@ impl Tenant {
         );
         put(
             "ObjectClass",
-            self.strings(["top", "person", "organizationalPerson", "user"].map(String::from).to_vec()),
+            self.strings(
+                ["top", "person", "organizationalPerson", "user"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
         );
         put("WhenChanged", Value::DateTime(changed_t.clone()));
         put("WhenCreated", Value::DateTime(created_t.clone()));
         put("WhenChangedUTC", Value::DateTime(changed_t));
         put("WhenCreatedUTC", Value::DateTime(created_t));
-        put("OriginatingServer", Value::Str(self.info.domain_controller.clone()));
+        put(
+            "OriginatingServer",
+            Value::Str(self.info.domain_controller.clone()),
+        );
         put(
             "ObjectState",
             enum_i32("Microsoft.Exchange.Data.ObjectState", "Unchanged", 1),
@@ -574,7 +655,10 @@ impl Tenant {
     pub fn object(&self, i: usize, view: &View, type_names: &Arc<[String]>) -> Value {
         let mut props = self.properties(i);
         let to_string = match &view.to_string {
-            Some(p) => props.get(p.as_str()).and_then(Value::as_str).map(str::to_owned),
+            Some(p) => props
+                .get(p.as_str())
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             None => props.get("Name").and_then(Value::as_str).map(str::to_owned),
         };
         let adapted = view
@@ -596,7 +680,12 @@ impl Tenant {
 
 /// `1.234 GB (1,325,000,000 bytes)`, as Exchange prints a ByteQuantifiedSize.
 pub fn byte_quantity(bytes: u64) -> String {
-    let units = [("B", 1u64), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30)];
+    let units = [
+        ("B", 1u64),
+        ("KB", 1 << 10),
+        ("MB", 1 << 20),
+        ("GB", 1 << 30),
+    ];
     let (unit, div) = units
         .iter()
         .rev()

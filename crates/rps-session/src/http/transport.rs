@@ -360,7 +360,9 @@ impl Transport {
     }
 
     /// Sends one request and reads the whole response. A kept-alive connection that the
-    /// server closed in the meantime is replaced transparently (once).
+    /// server closed in the meantime is replaced transparently (once): when it is found
+    /// closed before sending, or when a reused connection ends without a single response
+    /// byte (the idle-close race; the request is then sent again on a new connection).
     pub async fn send(&mut self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let key = conn_key(&req.url)?;
         let host = host_label(&req.url);

@@ -362,13 +362,10 @@ impl CertificateCredential {
     /// From PEM text holding a `CERTIFICATE` and an RSA key as PKCS#8 (`PRIVATE KEY`)
     /// or PKCS#1 (`RSA PRIVATE KEY`), in one text or two.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TokenError> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
         let bad = |reason: &str| TokenError::Certificate {
             reason: reason.to_string(),
         };
-        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|_| bad("no pem certificate"))?;
+        let cert = pem_certificate(cert_pem)?;
         let key = pem_block(key_pem, "PRIVATE KEY")
             .map(|b| RsaPrivateKey::from_pkcs8_pem(&b).map_err(|_| bad("invalid pkcs#8 rsa key")))
             .or_else(|| {
@@ -376,8 +373,29 @@ impl CertificateCredential {
                     RsaPrivateKey::from_pkcs1_pem(&b).map_err(|_| bad("invalid pkcs#1 rsa key"))
                 })
             })
-            .unwrap_or_else(|| Err(bad("no rsa private key (encrypted keys are not supported)")))?;
-        Ok(Self::new(cert.to_vec(), key))
+            .unwrap_or_else(|| {
+                Err(bad(
+                    "no rsa private key (for an encrypted key use from_pem_with_password)",
+                ))
+            })?;
+        Ok(Self::new(cert, key))
+    }
+
+    /// Like [`CertificateCredential::from_pem`], for a key encrypted with a password
+    /// (`ENCRYPTED PRIVATE KEY`, PKCS#8 with PBES2, as `openssl pkcs8 -topk8` writes).
+    pub fn from_pem_with_password(
+        cert_pem: &str,
+        key_pem: &str,
+        password: &Secret,
+    ) -> Result<Self, TokenError> {
+        let Some(block) = pem_block(key_pem, "ENCRYPTED PRIVATE KEY") else {
+            return Self::from_pem(cert_pem, key_pem);
+        };
+        let key = RsaPrivateKey::from_pkcs8_encrypted_pem(&block, password.expose().as_bytes())
+            .map_err(|_| TokenError::Certificate {
+                reason: String::from("cannot decrypt the private key (wrong password or not rsa)"),
+            })?;
+        Ok(Self::new(pem_certificate(cert_pem)?, key))
     }
 
     /// From PEM files (they may be the same file).
@@ -479,6 +497,17 @@ impl CertificateCredential {
             URL_SAFE_NO_PAD.encode(sig.to_bytes())
         )))
     }
+}
+
+/// The first `CERTIFICATE` of a PEM text, as DER.
+fn pem_certificate(cert_pem: &str) -> Result<Vec<u8>, TokenError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map(|c| c.to_vec())
+        .map_err(|_| TokenError::Certificate {
+            reason: String::from("no pem certificate"),
+        })
 }
 
 fn pem_block(text: &str, label: &str) -> Option<String> {
