@@ -30,7 +30,7 @@ use rps_psrp::messages::{
 };
 use rps_psrp::pool::PoolConfig;
 use rps_session::machine::{Session, SessionConfig, SessionEvent};
-use rps_session::{ConnectOptions, RunspacePool};
+use rps_session::{ConnectOptions, PipelineEvent, RunspacePool};
 use rps_wsman::ns::{resource, signal};
 use rps_wsman::{Body, Envelope, parse_uuid_urn};
 use uuid::Uuid;
@@ -805,7 +805,6 @@ pub fn check_in_memory(transcript: &Transcript) -> Result<Report, ReenactError> 
 /// transcript, or edited) while the replayer serves `transcript`: shows how a recording
 /// differs from what a client does.
 pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) -> Report {
-    let scenario = scenario.clone();
     let mut report = Report::empty(&scenario, Mode::InMemory, transcript.exchanges.len());
     if !scenario.unsupported.is_empty() {
         return report;
@@ -999,8 +998,8 @@ const LOOPBACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves a [`Replayer`] over HTTP on 127.0.0.1 and runs the async [`RunspacePool`] client
 /// against it (plain http, no credentials). Pipelines run one after the other, in recorded
-/// order; host calls are answered by [`rps_session::Pipeline::collect`]'s default (not
-/// implemented), so recordings with host calls fail here.
+/// order, with their recorded input; host calls that need an answer get the recorded host
+/// responses, in order.
 pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, ReenactError> {
     let scenario = Scenario::from_transcript(transcript)?;
     let mut report = Report::empty(&scenario, Mode::Loopback, transcript.exchanges.len());
@@ -1137,14 +1136,46 @@ async fn run_client(scenario: &Scenario, url: &str) -> (Actual, Vec<String>) {
                 errors.push(format!("pipeline {index}: {e}"));
             }
         }
-        match pipeline.collect().await {
-            Ok(result) => {
-                let slot = &mut actual.pipelines[index];
-                slot.output = result.output;
-                slot.records = result.records;
-                slot.state = result.state;
+        // The recorded answers to this pipeline's host calls, in order.
+        let mut replies: std::collections::VecDeque<HostResponse> = scenario
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::HostReply {
+                    pipeline: Some(p),
+                    response,
+                } if *p == index => Some(response.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut pipeline = pipeline;
+        let slot = &mut actual.pipelines[index];
+        while let Some(event) = pipeline.next_event().await {
+            match event {
+                Ok(PipelineEvent::Output(v)) => slot.output.push(v),
+                Ok(PipelineEvent::Record { kind, value }) => slot.records.push((kind, value)),
+                Ok(PipelineEvent::HostCall(call)) => {
+                    slot.host_calls += 1;
+                    if call.needs_reply() {
+                        let reply = match replies.pop_front() {
+                            Some(response) => HostReply {
+                                pipeline_id: call.pipeline_id,
+                                response,
+                            },
+                            None => call.fail(Value::Str("no recorded host response".into())),
+                        };
+                        if let Err(e) = pipeline.host_reply(reply) {
+                            errors.push(format!("pipeline {index}: {e}"));
+                        }
+                    }
+                }
+                Ok(PipelineEvent::Finished { state, .. }) => slot.state = Some(state),
+                Ok(_) => {}
+                Err(e) => {
+                    errors.push(format!("pipeline {index}: {e}"));
+                    break;
+                }
             }
-            Err(e) => errors.push(format!("pipeline {index}: {e}")),
         }
     }
     if let Err(e) = pool.close().await {

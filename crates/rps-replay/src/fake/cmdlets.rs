@@ -377,11 +377,9 @@ struct Listing {
 
 impl Listing {
     fn progress(&self, sink: &mut PipelineSink<'_>, total: usize, done: bool) {
-        let percent = if total == 0 {
-            100
-        } else {
-            (self.emitted * 100 / total) as i32
-        };
+        let percent = (self.emitted * 100)
+            .checked_div(total)
+            .map_or(100, |p| i32::try_from(p).unwrap_or(100));
         let rec = ProgressRecord {
             activity: self.cmdlet.clone(),
             activity_id: 0,
@@ -446,7 +444,7 @@ impl Producer for Listing {
         let long = end > self.env.progress_every && self.env.progress_every > 0;
         let stop = (self.next + max.max(1)).min(end);
         while self.next < stop {
-            if long && self.emitted % self.env.progress_every == 0 {
+            if long && self.emitted.is_multiple_of(self.env.progress_every) {
                 self.progress(sink, end, false);
             }
             sink.output(tenant.object(self.next, &self.view, &self.type_names));

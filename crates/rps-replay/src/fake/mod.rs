@@ -962,7 +962,7 @@ async fn receive(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Re
                 drop(s);
                 return match e {
                     shell::ShellError::UnknownCommand(_) => {
-                        invalid_selectors(env, &env.shell_id().unwrap_or_default().to_owned())
+                        invalid_selectors(env, env.shell_id().unwrap_or_default())
                     }
                     other => soap(
                         500,

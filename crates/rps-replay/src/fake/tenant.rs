@@ -265,9 +265,6 @@ impl Tenant {
         if i % 7 == 6 {
             name.push_str(&format!(" ({})", DEPTS[i % DEPTS.len()]));
         }
-        if let Some(Value::Str(n)) = self.overrides.get(&i).and_then(|o| o.get("DisplayName")) {
-            name = n.clone();
-        }
         let smtp = format!("{alias}@{}", self.domain());
         Names { name, alias, smtp }
     }
@@ -285,6 +282,10 @@ impl Tenant {
             n.name.eq_ignore_ascii_case(id)
                 || n.alias.eq_ignore_ascii_case(id)
                 || n.smtp.eq_ignore_ascii_case(id)
+                || matches!(
+                    self.overrides.get(&i).and_then(|o| o.get("DisplayName")),
+                    Some(Value::Str(d)) if d.eq_ignore_ascii_case(id)
+                )
         })
     }
 
@@ -388,10 +389,10 @@ impl Tenant {
             exch_guid.simple(),
             &n.alias[..n.alias.len().min(8)]
         )));
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             proxies.push(Value::Str(format!("SIP:{}", n.smtp)));
         }
-        let archive = i % 4 == 0;
+        let archive = i.is_multiple_of(4);
         let enum_i32 =
             |t: &str, name: &str, v: i32| enum_value(enum_type_names(t), name, Value::I32(v));
         let rtd = enum_value(
@@ -399,7 +400,7 @@ impl Tenant {
             kind.name(),
             Value::I64(kind.value()),
         );
-        let mailtip = if i % 5 == 0 {
+        let mailtip = if i.is_multiple_of(5) {
             Value::Str(format!(
                 "Out of office until {}/{}.\nContact {}\tfor urgent matters ✓",
                 1 + rng.below(12),
@@ -411,7 +412,7 @@ impl Tenant {
         };
         let last_logon = datetime_text(changed + 86_400, 0);
         let items = rng.below(250_000) as i64;
-        let size = rng.below(50_000_000_000) as u64;
+        let size = rng.below(50_000_000_000);
         let mut p: HashMap<&'static str, Value> = HashMap::with_capacity(128);
         let mut put = |k: &'static str, v: Value| {
             p.insert(k, v);
@@ -569,13 +570,13 @@ impl Tenant {
             ("OWAEnabled", true),
             ("OWAforDevicesEnabled", true),
             ("ECPEnabled", true),
-            ("PopEnabled", i % 2 == 0),
-            ("ImapEnabled", i % 2 == 0),
+            ("PopEnabled", i.is_multiple_of(2)),
+            ("ImapEnabled", i.is_multiple_of(2)),
             ("MAPIEnabled", true),
             ("EwsEnabled", true),
             ("UniversalOutlookEnabled", true),
             ("OutlookMobileEnabled", true),
-            ("HasActiveSyncDevicePartnership", i % 3 == 0),
+            ("HasActiveSyncDevicePartnership", i.is_multiple_of(3)),
         ] {
             put(k, Value::Bool(on));
         }

@@ -1,0 +1,363 @@
+//! The replayer and the re-enactment against every PSRP recording of pypsrp: the sans-IO
+//! session machine must issue requests that mean what the recorded ones did and reach the
+//! recorded outputs and states; an altered recording must be caught; the async client must
+//! pass the simple recordings over a loopback HTTP server.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use rps_replay::Transcript;
+use rps_replay::reenact::{
+    ReenactError, Scenario, check_in_memory, check_over_loopback, check_scenario_in_memory,
+    render_outputs,
+};
+use rps_replay::replayer::{GuidOrder, Replayer, ToleranceKind};
+use rps_wsman::{Body, Envelope};
+
+fn responses_dir() -> PathBuf {
+    let dir = std::env::var_os("RPS_PEER_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peer-fixtures")
+        });
+    let dir = dir.join("jborean93__pypsrp/tests/tests_pypsrp/responses");
+    assert!(dir.is_dir(), "peer fixtures not found at {}", dir.display());
+    dir
+}
+
+fn load(name: &str) -> Transcript {
+    Transcript::load(&responses_dir().join(name)).expect("load recording")
+}
+
+/// Recordings that are not PowerShell sessions, with the reason.
+const SKIPPED: &[(&str, &str)] = &[
+    ("test_client_copy_expand_vars.yml", "also opens WinRS cmd shells"),
+    ("test_client_copy_file.yml", "also opens WinRS cmd shells"),
+    ("test_client_copy_file_empty.yml", "also opens WinRS cmd shells"),
+    ("test_client_copy_file_warning.yml", "also opens WinRS cmd shells"),
+    ("test_client_execute_cmd.yml", "WinRS cmd shell"),
+    ("test_client_execute_cmd_environment.yml", "WinRS cmd shell"),
+    ("test_winrs_bad_cmd_id.yml", "WinRS cmd shell"),
+    ("test_winrs_environment.yml", "WinRS cmd shell"),
+    ("test_winrs_extra_opts.yml", "WinRS cmd shell"),
+    ("test_winrs_fail_poll_process.yml", "WinRS cmd shell"),
+    ("test_winrs_no_cmd_shell.yml", "WinRS cmd shell"),
+    ("test_winrs_noprofile.yml", "WinRS cmd shell"),
+    ("test_winrs_open_already_opened.yml", "WinRS cmd shell"),
+    ("test_winrs_operation_timeout.yml", "WinRS cmd shell"),
+    ("test_winrs_send.yml", "WinRS cmd shell"),
+    ("test_winrs_standard.yml", "WinRS cmd shell"),
+    ("test_winrs_stderr_rc.yml", "WinRS cmd shell"),
+    ("test_wsman_update_envelope_size_150.yml", "WS-Man config Get only"),
+    ("test_wsman_update_envelope_size_4096.yml", "WS-Man config Get only"),
+];
+
+/// How a known gap shows: the first feature the client lacks, or the first mismatch.
+enum Gap {
+    /// `Scenario::unsupported[0]`: (exchange, feature).
+    Unsupported(usize, &'static str),
+    /// The first mismatch: (exchange, field path, expected, found).
+    Mismatch(usize, &'static str, &'static str, &'static str),
+}
+
+/// Recordings the client cannot re-enact yet, and exactly how that shows. When a feature
+/// lands, its entry fails and must move to the passing list.
+const KNOWN_GAPS: &[(&str, Gap)] = &[
+    (
+        "test_psrp_disconnect_runspaces.yml",
+        Gap::Unsupported(4, "disconnect (WS-Man Disconnect)"),
+    ),
+    (
+        "test_psrp_disconnected_commands.yml",
+        Gap::Unsupported(4, "disconnect (WS-Man Disconnect)"),
+    ),
+    (
+        "test_psrp_is_alive_http_error.yml",
+        Gap::Unsupported(3, "WS-Transfer Get (WinRM config or shell state)"),
+    ),
+    (
+        "test_psrp_is_alive_invalid_selectors.yml",
+        Gap::Unsupported(3, "WS-Transfer Get (WinRM config or shell state)"),
+    ),
+    (
+        "test_psrp_is_alive_other_wsman_error.yml",
+        Gap::Unsupported(3, "WS-Transfer Get (WinRM config or shell state)"),
+    ),
+    (
+        "test_psrp_is_alive_state_disconnected.yml",
+        Gap::Unsupported(3, "WS-Transfer Get (WinRM config or shell state)"),
+    ),
+    (
+        "test_psrp_key_exchange_timeout.yml",
+        Gap::Unsupported(3, "session key exchange (PUBLIC_KEY)"),
+    ),
+    (
+        "test_psrp_no_profile.yml",
+        Gap::Mismatch(0, "Create.header.Option[WINRS_NOPROFILE]", "TRUE", "(absent)"),
+    ),
+    (
+        "test_psrp_receive_failure.yml",
+        Gap::Unsupported(3, "Receive for a command the client never started"),
+    ),
+    (
+        "test_psrp_reset_runspace_state_fail.yml",
+        Gap::Unsupported(3, "RESET_RUNSPACE_STATE"),
+    ),
+    (
+        "test_psrp_set_runspaces.yml",
+        Gap::Unsupported(
+            3,
+            "runspace limits (SET_MAX/SET_MIN_RUNSPACES, GET_AVAILABLE_RUNSPACES)",
+        ),
+    ),
+    (
+        "test_psrp_small_msg_size.yml",
+        Gap::Unsupported(0, "WS-Transfer Get (WinRM config or shell state)"),
+    ),
+];
+
+fn recordings() -> Vec<(String, PathBuf)> {
+    let mut all: Vec<(String, PathBuf)> = std::fs::read_dir(responses_dir())
+        .expect("list recordings")
+        .map(|e| e.expect("dir entry").path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_owned();
+            (name.starts_with("test_") && name.ends_with(".yml")).then_some((name, p))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn every_psrp_recording_reenacts_in_memory() {
+    let mut passed = Vec::new();
+    let mut skipped = Vec::new();
+    let mut gaps = Vec::new();
+    for (name, path) in recordings() {
+        let t = Transcript::load(&path).expect("load");
+        let report = match check_in_memory(&t) {
+            Err(ReenactError::NotPowerShell(why)) => {
+                let listed = SKIPPED.iter().find(|(n, _)| *n == name);
+                assert!(listed.is_some(), "{name} unexpectedly skipped: {why}");
+                skipped.push(name);
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+            Ok(r) => r,
+        };
+        assert!(
+            !SKIPPED.iter().any(|(n, _)| *n == name),
+            "{name} is listed as skipped but re-enacts"
+        );
+        match KNOWN_GAPS.iter().find(|(n, _)| *n == name).map(|(_, g)| g) {
+            None => {
+                assert!(report.passed(), "{report}");
+                assert!(report.outputs_equal() && report.states_equal(), "{report}");
+                passed.push(name);
+            }
+            Some(Gap::Unsupported(exchange, feature)) => {
+                assert!(!report.passed(), "{name} now passes: move it out of KNOWN_GAPS");
+                let first = report.unsupported.first().expect("unsupported feature");
+                assert_eq!((first.exchange, first.feature.as_str()), (*exchange, *feature));
+                gaps.push(name);
+            }
+            Some(Gap::Mismatch(exchange, field, expected, found)) => {
+                assert!(!report.passed(), "{name} now passes: move it out of KNOWN_GAPS");
+                let m = report.mismatches.first().expect("a mismatch");
+                assert_eq!(
+                    (m.exchange, m.field_path.as_str(), m.expected.as_str(), m.found.as_str()),
+                    (*exchange, *field, *expected, *found),
+                    "{report}"
+                );
+                gaps.push(name);
+            }
+        }
+    }
+    assert_eq!(skipped.len(), SKIPPED.len(), "skipped: {skipped:?}");
+    assert_eq!(gaps.len(), KNOWN_GAPS.len(), "gaps: {gaps:?}");
+    assert_eq!(passed.len(), 22, "passed: {passed:?}");
+}
+
+#[test]
+fn outputs_records_and_states_are_compared() {
+    let report = check_in_memory(&load("test_psrp_merge_commands.yml")).expect("reenact");
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.pipelines.len(), 1);
+    assert_eq!(report.pipelines[0].expected_output, 7);
+    assert_eq!(report.pipelines[0].output, 7);
+    assert_eq!(
+        report.pipelines[0].state,
+        Some(rps_psrp::messages::PsInvocationState::Completed)
+    );
+    assert_eq!(
+        report.pool_states,
+        vec![rps_psrp::messages::RunspacePoolState::Opened]
+    );
+
+    let scenario = Scenario::from_transcript(&load("test_client_execute_ps.yml")).expect("scenario");
+    let text = render_outputs(&scenario);
+    assert!(text.contains("Invoke-Expression -Command"), "{text}");
+    assert!(text.lines().any(|l| l == "winrm"), "{text}");
+    assert!(text.contains("# state: Completed, 8 output objects"), "{text}");
+}
+
+#[test]
+fn tolerated_differences_are_reported() {
+    // pypsrp invokes the same PowerShell twice under one id; the machine uses a new one.
+    let report = check_in_memory(&load("test_psrp_multiple_invocations.yml")).expect("reenact");
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.pipelines.len(), 2);
+    assert!(
+        report
+            .tolerated
+            .iter()
+            .any(|t| t.kind == ToleranceKind::ReusedPipelineId && t.exchange == 6),
+        "{report}"
+    );
+    // pypsrp's host response Send carries no CommandId; ours names the pipeline.
+    let report =
+        check_in_memory(&load("test_psrp_pshost_raw_ui_mocked_methods.yml")).expect("reenact");
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.tolerated.len(), 1, "{report}");
+    assert_eq!(report.tolerated[0].kind, ToleranceKind::HostResponseCommandId);
+}
+
+/// Rewrites the CREATE_PIPELINE in the Command of exchange `at`, replacing `from` by `to`
+/// inside its CLIXML (a single fragment).
+fn alter_command(t: &mut Transcript, at: usize, from: &str, to: &str) {
+    let ex = &mut t.exchanges[at];
+    let mut env = Envelope::decode(ex.request.body.as_bytes()).expect("recorded Command");
+    let Body::Command(cmd) = &mut env.body else {
+        panic!("exchange {at} is not a Command")
+    };
+    let payload = cmd.psrp_payload().expect("payload");
+    let blob = String::from_utf8_lossy(&payload[21..]).into_owned();
+    assert!(blob.contains(from), "{from} not in the recorded CREATE_PIPELINE");
+    // The 40-byte message header is binary: replace in the bytes, not the lossy text.
+    let data = &payload[21..];
+    let pos = data
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .expect("position");
+    let mut new_blob = data[..pos].to_vec();
+    new_blob.extend_from_slice(to.as_bytes());
+    new_blob.extend_from_slice(&data[pos + from.len()..]);
+    let mut frag = payload[..17].to_vec();
+    frag.extend_from_slice(&u32::try_from(new_blob.len()).expect("len").to_be_bytes());
+    frag.extend_from_slice(&new_blob);
+    cmd.arguments = vec![base64::engine::general_purpose::STANDARD.encode(&frag)];
+    ex.request.body = env.encode();
+}
+
+#[test]
+fn altered_parameter_is_a_mismatch_naming_the_field() {
+    let original = load("test_client_execute_ps.yml");
+    let mut altered = original.clone();
+    alter_command(
+        &mut altered,
+        3,
+        "Get-Service -Name winrm",
+        "Get-Service -Name WinRM",
+    );
+    // The whole check: the client does what the original recorded.
+    let scenario = Scenario::from_transcript(&original).expect("scenario");
+    let report = check_scenario_in_memory(&scenario, &altered);
+    assert!(!report.passed());
+    assert_eq!(report.matched, 3);
+    assert_eq!(report.mismatches.len(), 1);
+    let m = &report.mismatches[0];
+    assert_eq!(m.exchange, 3);
+    assert_eq!(
+        m.field_path,
+        "Command.psrp[0](CREATE_PIPELINE).PowerShell.Cmds[0].Args[0].V"
+    );
+    assert!(m.expected.contains("Get-Service -Name WinRM"), "{m}");
+    assert!(m.found.contains("Get-Service -Name winrm"), "{m}");
+    assert!(
+        m.to_string()
+            .starts_with("exchange #3: Command.psrp[0](CREATE_PIPELINE).PowerShell"),
+        "{m}"
+    );
+}
+
+#[test]
+fn recorded_client_requests_replay_and_ids_are_checked() {
+    // A recording in .NET GUID order: its own requests match, every id mapped to itself.
+    let t = load("test_psrp_multiple_invocations.yml");
+    let mut replayer = Replayer::new(t.clone());
+    assert_eq!(replayer.guid_order(), GuidOrder::DotNet);
+    for ex in &t.exchanges {
+        let resp = replayer.handle(ex.request.body.as_bytes()).expect("identity");
+        assert_eq!(resp.status, 200);
+    }
+    assert!(replayer.is_finished());
+    assert_eq!(replayer.matched(), t.exchanges.len());
+    let m = replayer
+        .handle(t.exchanges[0].request.body.as_bytes())
+        .expect_err("past the end");
+    assert_eq!(m.field_path, "exchange");
+    assert_eq!(m.expected, "end of transcript");
+
+    // Old pypsrp wrote RPIDs in RFC 4122 order: a live client doing so is caught.
+    let t = load("test_psrp_open_runspace.yml");
+    let mut replayer = Replayer::new(t.clone());
+    assert_eq!(replayer.guid_order(), GuidOrder::Rfc4122);
+    let m = replayer
+        .handle(t.exchanges[0].request.body.as_bytes())
+        .expect_err("RFC 4122 RPID");
+    assert_eq!(m.field_path, "Create.psrp[0](SESSION_CAPABILITY).RPID");
+}
+
+#[test]
+fn recorded_statuses_and_connection_errors_are_replayed() {
+    for name in [
+        "test_psrp_is_alive_other_wsman_error.yml",
+        "test_psrp_is_alive_http_error.yml",
+    ] {
+        let t = load(name);
+        let mut replayer = Replayer::new(t.clone());
+        for (i, ex) in t.exchanges.iter().enumerate() {
+            let resp = replayer.handle(ex.request.body.as_bytes()).expect("same request");
+            match (&ex.response, &ex.transport) {
+                (_, Some(rps_replay::transcript::TransportEvent::ConnectionError)) | (None, _) => {
+                    assert!(resp.drop_connection, "{name} #{i}")
+                }
+                (Some(r), _) => {
+                    assert!(!resp.drop_connection, "{name} #{i}");
+                    assert_eq!(resp.status, r.status, "{name} #{i}");
+                }
+            }
+        }
+    }
+    let t = load("test_psrp_is_alive_other_wsman_error.yml");
+    assert!(t.exchanges.iter().any(|e| e.response.as_ref().is_some_and(|r| r.status == 500)));
+    let t = load("test_psrp_is_alive_http_error.yml");
+    assert!(t.exchanges.iter().any(|e| e.response.is_none()
+        || matches!(e.transport, Some(rps_replay::transcript::TransportEvent::ConnectionError))));
+}
+
+fn check_loopback(name: &str) -> rps_replay::reenact::Report {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(check_over_loopback(&load(name)))
+        .expect("reenact")
+}
+
+#[test]
+fn loopback_simple_recordings_pass() {
+    for (name, outputs) in [
+        ("test_psrp_open_runspace.yml", vec![]),
+        ("test_client_execute_ps.yml", vec![8]),
+        ("test_psrp_multiple_invocations.yml", vec![1, 1]),
+    ] {
+        let report = check_loopback(name);
+        assert!(report.passed(), "{report}");
+        assert!(report.outputs_equal() && report.states_equal(), "{report}");
+        let got: Vec<usize> = report.pipelines.iter().map(|p| p.output).collect();
+        assert_eq!(got, outputs, "{report}");
+    }
+}
