@@ -214,10 +214,25 @@ pub async fn exo_options(
     transport: &TransportArgs,
     compliance: bool,
 ) -> anyhow::Result<ConnectOptions> {
+    exo_options_with(exo, auth, transport, compliance, None).await
+}
+
+/// Like [`exo_options`], with a token provider given directly (the demo mints its own).
+pub async fn exo_options_with(
+    exo: &ExoArgs,
+    auth: &AuthArgs,
+    transport: &TransportArgs,
+    compliance: bool,
+    provider: Option<Arc<dyn TokenProvider>>,
+) -> anyhow::Result<ConnectOptions> {
     let cloud = Cloud::from(exo.environment);
     let tenant_hint = exo.tenant_id.as_deref().or(exo.organization.as_deref());
     let scope = cloud.exchange_scope();
-    let provider = token_provider(auth, tenant_hint, cloud, &scope)?.ok_or_else(|| {
+    let provider = match provider {
+        Some(p) => Some(p),
+        None => token_provider(auth, tenant_hint, cloud, &scope)?,
+    };
+    let provider = provider.ok_or_else(|| {
         usage(
             "no token: give --access-token-file, --access-token-env or --app-id with a credential",
         )

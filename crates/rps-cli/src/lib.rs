@@ -2,6 +2,7 @@
 
 pub mod connect;
 pub mod decode;
+pub mod demo;
 pub mod progress;
 pub mod render;
 pub mod run;

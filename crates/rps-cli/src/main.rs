@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The main job: Exchange Online's flow end to end against a fake endpoint on loopback.
+    Demo(rps_cli::demo::Args),
     /// Run cmdlets against Exchange Online (legacy remote PowerShell, OAuth as Basic).
     Exo(ExoCommand),
     /// Run cmdlets against Security & Compliance PowerShell.
@@ -195,6 +197,7 @@ fn dispatch(command: Command, rec: Recording) -> anyhow::Result<ExitCode> {
         Command::Invoke(c) => block_on(invoke(c, rec)),
         Command::Commands(c) => block_on(commands(c)),
         Command::Record(r) => record(r),
+        Command::Demo(a) => block_on(rps_cli::demo::run(&a)),
     }
 }
 

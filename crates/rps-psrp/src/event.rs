@@ -251,3 +251,54 @@ pub enum ServerEvent {
         response: HostResponse,
     },
 }
+
+/// A record read through its typed view ([`crate::records`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TypedRecord {
+    /// `ERROR_RECORD`.
+    Error(Box<crate::records::ErrorRecord>),
+    /// `WARNING_RECORD`, `VERBOSE_RECORD` or `DEBUG_RECORD`.
+    Informational(crate::records::InformationalRecord),
+    /// `PROGRESS_RECORD`.
+    Progress(crate::records::ProgressRecord),
+    /// `INFORMATION_RECORD`.
+    Information(crate::records::InformationRecord),
+}
+
+impl RecordKind {
+    /// Reads `value`, a record of this kind, through its typed view.
+    pub fn read(self, value: &Value) -> Result<TypedRecord, crate::records::RecordError> {
+        use crate::records as r;
+        Ok(match self {
+            RecordKind::Error => TypedRecord::Error(Box::new(r::ErrorRecord::from_value(value)?)),
+            RecordKind::Warning | RecordKind::Verbose | RecordKind::Debug => {
+                TypedRecord::Informational(r::InformationalRecord::from_value(value)?)
+            }
+            RecordKind::Progress => TypedRecord::Progress(r::ProgressRecord::from_value(value)?),
+            RecordKind::Information => {
+                TypedRecord::Information(r::InformationRecord::from_value(value)?)
+            }
+        })
+    }
+}
+
+impl ClientEvent {
+    /// The typed error record of an error record event or of a failed pipeline state.
+    pub fn error_record(
+        &self,
+    ) -> Option<Result<crate::records::ErrorRecord, crate::records::RecordError>> {
+        match self {
+            ClientEvent::Record {
+                kind: RecordKind::Error,
+                value,
+                ..
+            }
+            | ClientEvent::PipelineState {
+                error_record: Some(value),
+                ..
+            } => Some(crate::records::ErrorRecord::from_value(value)),
+            _ => None,
+        }
+    }
+}

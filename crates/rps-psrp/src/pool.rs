@@ -17,6 +17,35 @@
 //! 6. [`RunspacePool::close`], delete the shell, then [`RunspacePool::closed`].
 //!
 //! No I/O, no clock, no random numbers: ids and keys are the caller's.
+//!
+//! ```
+//! use rps_psrp::event::ClientEvent;
+//! use rps_psrp::messages::{Command, CreatePipeline, PowerShell, RunspacePoolState};
+//! use rps_psrp::pool::{PoolConfig, RunspacePool};
+//! use rps_psrp::server::{ServerConfig, ServerRunspacePool};
+//! use uuid::Uuid;
+//!
+//! let id = Uuid::from_u128(1);
+//! let mut pool = RunspacePool::new(id, PoolConfig { allow_scripts: false, ..PoolConfig::default() });
+//! let mut server = ServerRunspacePool::new(id, ServerConfig::default()); // stands in for WinRM
+//! pool.open()?;
+//! while let Some(out) = pool.data_to_send(150 * 1024)? {
+//!     server.receive(&out.data)?; // a real transport sends `out.data` to `out.target`
+//! }
+//! while server.next_event()?.is_some() {}
+//! while let Some(out) = server.data_to_send(150 * 1024)? {
+//!     pool.receive(&out.data)?;
+//! }
+//! while let Some(event) = pool.next_event()? {
+//!     if let ClientEvent::PoolState { state, .. } = event {
+//!         assert_eq!(state, RunspacePoolState::Opened);
+//!     }
+//! }
+//! let cmd = Command::cmdlet("Get-Mailbox").arg("Identity", "alice").switch("IgnoreDefaultScope");
+//! pool.create_pipeline(Uuid::from_u128(2), CreatePipeline::new(PowerShell::new(vec![cmd])))?;
+//! assert!(pool.has_data_to_send());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 

@@ -425,3 +425,51 @@ fn disconnected_commands_reconnect_and_collect_output() {
         assert_eq!(final_pipeline_states(r), [PsInvocationState::Completed]);
     }
 }
+
+#[test]
+fn recorded_records_read_through_typed_views() {
+    use rps_psrp::event::TypedRecord;
+    let mut seen = std::collections::BTreeMap::new();
+    for name in [
+        "test_psrp_merge_commands.yml",
+        "test_psrp_stream_output_invocation.yml",
+        "test_psrp_stream_no_output_invocation.yml",
+        "test_client_execute_ps_failure.yml",
+        "test_client_copy_file_warning.yml",
+    ] {
+        for (shell, r) in replay_pools(name) {
+            for e in &r.events {
+                if let ClientEvent::Record { kind, value, .. } = e {
+                    let typed = kind
+                        .read(value)
+                        .unwrap_or_else(|err| panic!("{name} {shell} {kind:?}: {err}"));
+                    *seen.entry(format!("{kind:?}")).or_insert(0) += 1;
+                    if let TypedRecord::Informational(i) = &typed {
+                        assert!(!i.message.is_empty(), "{name}: empty {kind:?}");
+                    }
+                }
+                if let Some(err) = e.error_record() {
+                    let err = err.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert!(!err.message().is_empty());
+                }
+            }
+        }
+    }
+    for kind in [
+        "Error",
+        "Warning",
+        "Verbose",
+        "Debug",
+        "Progress",
+        "Information",
+    ] {
+        assert!(seen.contains_key(kind), "no {kind} record in {seen:?}");
+    }
+    let r = replay("test_client_execute_ps_failure.yml");
+    let failed = r
+        .events
+        .iter()
+        .find_map(ClientEvent::error_record)
+        .expect("error record");
+    assert!(failed.expect("typed").message().contains("Get-ServiceTypo"));
+}

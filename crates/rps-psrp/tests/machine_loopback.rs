@@ -503,3 +503,119 @@ fn server_accepts_recorded_client() {
         .count();
     assert_eq!(outs, 2);
 }
+
+#[test]
+fn command_metadata_pool_host_call_and_key_request() {
+    let (mut client, mut server) = opened();
+    let req = rps_psrp::messages::GetCommandMetadata {
+        names: vec!["Get-Mailbox".into()],
+        command_type: 0x7f,
+        namespace: None,
+        argument_list: None,
+    };
+    client.get_command_metadata(PID, req.clone()).unwrap();
+    let (_, se) = pump(&mut client, &mut server);
+    assert_eq!(
+        se,
+        [ServerEvent::GetCommandMetadata {
+            pipeline_id: PID,
+            request: req
+        }]
+    );
+    let mut sink = server.sink(PID).unwrap();
+    sink.output(Value::I32(1));
+    sink.finish(PipelineOutcome::Completed);
+    assert!(
+        server.sink(PID).is_err(),
+        "a finished pipeline takes no output"
+    );
+    // A pool-level host call and a public key request.
+    let ci = server.host_call(None, HostMethod::GetName, vec![]);
+    server.request_public_key().unwrap();
+    let (ce, _) = pump(&mut client, &mut server);
+    assert!(matches!(
+        &ce[0],
+        ClientEvent::Output {
+            value: Value::I32(1),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &ce[1],
+        ClientEvent::PipelineState {
+            state: PsInvocationState::Completed,
+            ..
+        }
+    ));
+    let ClientEvent::HostCall(call) = ce[2].clone() else {
+        panic!("{ce:?}")
+    };
+    assert_eq!((call.pipeline_id, call.call.call_id), (None, ci));
+    assert_eq!(ce[3], ClientEvent::PublicKeyRequested);
+    client
+        .send_host_reply(call.respond(Some(Value::from("rps"))))
+        .unwrap();
+    let out = client.data_to_send(4096).unwrap().unwrap();
+    assert_eq!(out.target.pipeline_id, None);
+    assert_eq!(out.target.stream, StreamKind::PromptResponse);
+    server.receive(&out.data).unwrap();
+    assert!(matches!(
+        server.next_event().unwrap(),
+        Some(ServerEvent::HostResponse {
+            pipeline_id: None,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn stop_disconnect_reconnect_close() {
+    let (mut client, mut server) = opened();
+    let mut p = client
+        .create_pipeline(
+            PID,
+            CreatePipeline::new(PowerShell::new(vec![Command::cmdlet("Wait")])),
+        )
+        .unwrap();
+    p.stop().unwrap();
+    assert_eq!(p.state(), PsInvocationState::Stopping);
+    assert!(matches!(
+        p.send_input(Value::Nil),
+        Err(StateError::Pipeline { .. })
+    ));
+    pump(&mut client, &mut server);
+    server.sink(PID).unwrap().finish(PipelineOutcome::Stopped);
+    let (ce, _) = pump(&mut client, &mut server);
+    assert!(matches!(
+        ce.last(),
+        Some(ClientEvent::PipelineState {
+            state: PsInvocationState::Stopped,
+            ..
+        })
+    ));
+    client.pipeline(PID).unwrap().close().unwrap();
+    assert!(client.pipeline(PID).is_err());
+    client.disconnect().unwrap();
+    assert_eq!(client.state(), RunspacePoolState::Disconnected);
+    assert!(client.set_max_runspaces(2).is_err());
+    client.reconnect().unwrap();
+    client.close().unwrap();
+    assert_eq!(client.state(), RunspacePoolState::Closing);
+    client.closed();
+    assert_eq!(client.state(), RunspacePoolState::Closed);
+}
+
+#[test]
+fn broken_pool_state_reaches_client_with_error() {
+    let (mut client, mut server) = opened();
+    server.set_state(RunspacePoolState::Broken, Some(Value::from("gone")));
+    let (ce, _) = pump(&mut client, &mut server);
+    assert_eq!(
+        ce,
+        [ClientEvent::PoolState {
+            state: RunspacePoolState::Broken,
+            error: Some(Value::from("gone"))
+        }]
+    );
+    assert_eq!(client.state(), RunspacePoolState::Broken);
+}

@@ -848,12 +848,14 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
         let apply_one = |step: &Step, session: &mut Session| -> Result<(), String> {
             let pid = |p: usize| live_pid.get(p).copied().unwrap_or_default();
             match &step.action {
-                Action::Invoke { pipeline } => session
-                    .invoke(
-                        pid(*pipeline),
-                        scenario.pipelines[*pipeline].request.clone(),
-                    )
-                    .map_err(|e| e.to_string()),
+                Action::Invoke { pipeline } => {
+                    let Some(plan) = scenario.pipelines.get(*pipeline) else {
+                        return Err(format!("no pipeline {pipeline}"));
+                    };
+                    session
+                        .invoke(pid(*pipeline), plan.request.clone())
+                        .map_err(|e| e.to_string())
+                }
                 Action::Input { pipeline, value } => session
                     .send_input(pid(*pipeline), value.clone())
                     .map_err(|e| e.to_string()),
@@ -929,8 +931,10 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                 SessionEvent::Opened { .. } => actual.pool_states.push(RunspacePoolState::Opened),
                 SessionEvent::PoolState { state, .. } => actual.pool_states.push(state),
                 SessionEvent::Output { pipeline_id, value } => {
-                    if let Some(p) = pipeline_of(pipeline_id) {
-                        actual.pipelines[p].output.push(value);
+                    if let Some(slot) =
+                        pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p))
+                    {
+                        slot.output.push(value);
                     }
                 }
                 SessionEvent::Record {
@@ -938,20 +942,28 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                     kind,
                     value,
                 } => {
-                    if let Some(p) = pipeline_of(pipeline_id) {
-                        actual.pipelines[p].records.push((kind, value));
+                    if let Some(slot) =
+                        pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p))
+                    {
+                        slot.records.push((kind, value));
                     }
                 }
                 SessionEvent::HostCall(call) => {
-                    if let Some(p) = call.pipeline_id.and_then(pipeline_of) {
-                        actual.pipelines[p].host_calls += 1;
+                    if let Some(slot) = call
+                        .pipeline_id
+                        .and_then(pipeline_of)
+                        .and_then(|p| actual.pipelines.get_mut(p))
+                    {
+                        slot.host_calls += 1;
                     }
                 }
                 SessionEvent::PipelineFinished {
                     pipeline_id, state, ..
                 } => {
-                    if let Some(p) = pipeline_of(pipeline_id) {
-                        actual.pipelines[p].state = Some(state);
+                    if let Some(slot) =
+                        pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p))
+                    {
+                        slot.state = Some(state);
                     }
                 }
                 SessionEvent::PipelineError { message, .. } => {
@@ -1015,14 +1027,22 @@ pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, Reen
             let replayer = replayer.clone();
             let mismatches = mismatches.clone();
             async move {
-                let result = match replayer.lock() {
-                    Ok(mut r) => r.handle(&req.body),
+                let (result, hold) = match replayer.lock() {
+                    Ok(mut r) => {
+                        let result = r.handle(&req.body);
+                        (result, input_follows(&r))
+                    }
                     Err(_) => {
                         return crate::server::Response::text(500, "replayer poisoned");
                     }
                 };
                 match result {
-                    Ok(resp) => serve(resp).await,
+                    Ok(mut resp) => {
+                        if hold {
+                            resp.delay = Some(resp.delay.unwrap_or_default() + INPUT_HOLD);
+                        }
+                        serve(resp).await
+                    }
                     Err(m) => {
                         let text = m.to_string();
                         if let Ok(mut all) = mismatches.lock()
@@ -1066,6 +1086,28 @@ pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, Reen
     };
     finish(&scenario, &replayer, &actual.0, &mut report);
     Ok(report)
+}
+
+/// How long the loopback server holds a CommandResponse that the recording follows with
+/// the pipeline's input (see [`input_follows`]).
+const INPUT_HOLD: Duration = Duration::from_millis(100);
+
+/// True when the exchange just replayed was a Command and the recording sends input next.
+///
+/// The async API takes a pipeline's input only after `invoke_request` returns, so the
+/// driver may poll a Receive before the input reaches it; a real server accepts either
+/// order, a replay does not. Holding the CommandResponse a moment lets the input arrive
+/// first, as it did in the recording.
+fn input_follows(replayer: &Replayer) -> bool {
+    let at = replayer.position();
+    let action = |i: usize| {
+        let ex = replayer.transcript().exchanges.get(i)?;
+        let env = Envelope::decode(ex.request.body.as_bytes()).ok()?;
+        env.action().map(str::to_owned)
+    };
+    at > 0
+        && action(at - 1).as_deref() == Some(rps_wsman::ns::action::COMMAND)
+        && action(at).as_deref() == Some(rps_wsman::ns::action::SEND)
 }
 
 async fn serve(resp: ReplayResponse) -> crate::server::Response {
@@ -1149,7 +1191,9 @@ async fn run_client(scenario: &Scenario, url: &str) -> (Actual, Vec<String>) {
             })
             .collect();
         let mut pipeline = pipeline;
-        let slot = &mut actual.pipelines[index];
+        let Some(slot) = actual.pipelines.get_mut(index) else {
+            continue;
+        };
         while let Some(event) = pipeline.next_event().await {
             match event {
                 Ok(PipelineEvent::Output(v)) => slot.output.push(v),

@@ -31,10 +31,19 @@ fn load(name: &str) -> Transcript {
 
 /// Recordings that are not PowerShell sessions, with the reason.
 const SKIPPED: &[(&str, &str)] = &[
-    ("test_client_copy_expand_vars.yml", "also opens WinRS cmd shells"),
+    (
+        "test_client_copy_expand_vars.yml",
+        "also opens WinRS cmd shells",
+    ),
     ("test_client_copy_file.yml", "also opens WinRS cmd shells"),
-    ("test_client_copy_file_empty.yml", "also opens WinRS cmd shells"),
-    ("test_client_copy_file_warning.yml", "also opens WinRS cmd shells"),
+    (
+        "test_client_copy_file_empty.yml",
+        "also opens WinRS cmd shells",
+    ),
+    (
+        "test_client_copy_file_warning.yml",
+        "also opens WinRS cmd shells",
+    ),
     ("test_client_execute_cmd.yml", "WinRS cmd shell"),
     ("test_client_execute_cmd_environment.yml", "WinRS cmd shell"),
     ("test_winrs_bad_cmd_id.yml", "WinRS cmd shell"),
@@ -48,8 +57,14 @@ const SKIPPED: &[(&str, &str)] = &[
     ("test_winrs_send.yml", "WinRS cmd shell"),
     ("test_winrs_standard.yml", "WinRS cmd shell"),
     ("test_winrs_stderr_rc.yml", "WinRS cmd shell"),
-    ("test_wsman_update_envelope_size_150.yml", "WS-Man config Get only"),
-    ("test_wsman_update_envelope_size_4096.yml", "WS-Man config Get only"),
+    (
+        "test_wsman_update_envelope_size_150.yml",
+        "WS-Man config Get only",
+    ),
+    (
+        "test_wsman_update_envelope_size_4096.yml",
+        "WS-Man config Get only",
+    ),
 ];
 
 /// How a known gap shows: the first feature the client lacks, or the first mismatch.
@@ -93,7 +108,12 @@ const KNOWN_GAPS: &[(&str, Gap)] = &[
     ),
     (
         "test_psrp_no_profile.yml",
-        Gap::Mismatch(0, "Create.header.Option[WINRS_NOPROFILE]", "TRUE", "(absent)"),
+        Gap::Mismatch(
+            0,
+            "Create.header.Option[WINRS_NOPROFILE]",
+            "TRUE",
+            "(absent)",
+        ),
     ),
     (
         "test_psrp_receive_failure.yml",
@@ -157,16 +177,30 @@ fn every_psrp_recording_reenacts_in_memory() {
                 passed.push(name);
             }
             Some(Gap::Unsupported(exchange, feature)) => {
-                assert!(!report.passed(), "{name} now passes: move it out of KNOWN_GAPS");
+                assert!(
+                    !report.passed(),
+                    "{name} now passes: move it out of KNOWN_GAPS"
+                );
                 let first = report.unsupported.first().expect("unsupported feature");
-                assert_eq!((first.exchange, first.feature.as_str()), (*exchange, *feature));
+                assert_eq!(
+                    (first.exchange, first.feature.as_str()),
+                    (*exchange, *feature)
+                );
                 gaps.push(name);
             }
             Some(Gap::Mismatch(exchange, field, expected, found)) => {
-                assert!(!report.passed(), "{name} now passes: move it out of KNOWN_GAPS");
+                assert!(
+                    !report.passed(),
+                    "{name} now passes: move it out of KNOWN_GAPS"
+                );
                 let m = report.mismatches.first().expect("a mismatch");
                 assert_eq!(
-                    (m.exchange, m.field_path.as_str(), m.expected.as_str(), m.found.as_str()),
+                    (
+                        m.exchange,
+                        m.field_path.as_str(),
+                        m.expected.as_str(),
+                        m.found.as_str()
+                    ),
                     (*exchange, *field, *expected, *found),
                     "{report}"
                 );
@@ -195,11 +229,15 @@ fn outputs_records_and_states_are_compared() {
         vec![rps_psrp::messages::RunspacePoolState::Opened]
     );
 
-    let scenario = Scenario::from_transcript(&load("test_client_execute_ps.yml")).expect("scenario");
+    let scenario =
+        Scenario::from_transcript(&load("test_client_execute_ps.yml")).expect("scenario");
     let text = render_outputs(&scenario);
     assert!(text.contains("Invoke-Expression -Command"), "{text}");
     assert!(text.lines().any(|l| l == "winrm"), "{text}");
-    assert!(text.contains("# state: Completed, 8 output objects"), "{text}");
+    assert!(
+        text.contains("# state: Completed, 8 output objects"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -220,7 +258,10 @@ fn tolerated_differences_are_reported() {
         check_in_memory(&load("test_psrp_pshost_raw_ui_mocked_methods.yml")).expect("reenact");
     assert!(report.passed(), "{report}");
     assert_eq!(report.tolerated.len(), 1, "{report}");
-    assert_eq!(report.tolerated[0].kind, ToleranceKind::HostResponseCommandId);
+    assert_eq!(
+        report.tolerated[0].kind,
+        ToleranceKind::HostResponseCommandId
+    );
 }
 
 /// Rewrites the CREATE_PIPELINE in the Command of exchange `at`, replacing `from` by `to`
@@ -233,7 +274,10 @@ fn alter_command(t: &mut Transcript, at: usize, from: &str, to: &str) {
     };
     let payload = cmd.psrp_payload().expect("payload");
     let blob = String::from_utf8_lossy(&payload[21..]).into_owned();
-    assert!(blob.contains(from), "{from} not in the recorded CREATE_PIPELINE");
+    assert!(
+        blob.contains(from),
+        "{from} not in the recorded CREATE_PIPELINE"
+    );
     // The 40-byte message header is binary: replace in the bytes, not the lossy text.
     let data = &payload[21..];
     let pos = data
@@ -288,7 +332,9 @@ fn recorded_client_requests_replay_and_ids_are_checked() {
     let mut replayer = Replayer::new(t.clone());
     assert_eq!(replayer.guid_order(), GuidOrder::DotNet);
     for ex in &t.exchanges {
-        let resp = replayer.handle(ex.request.body.as_bytes()).expect("identity");
+        let resp = replayer
+            .handle(ex.request.body.as_bytes())
+            .expect("identity");
         assert_eq!(resp.status, 200);
     }
     assert!(replayer.is_finished());
@@ -318,7 +364,9 @@ fn recorded_statuses_and_connection_errors_are_replayed() {
         let t = load(name);
         let mut replayer = Replayer::new(t.clone());
         for (i, ex) in t.exchanges.iter().enumerate() {
-            let resp = replayer.handle(ex.request.body.as_bytes()).expect("same request");
+            let resp = replayer
+                .handle(ex.request.body.as_bytes())
+                .expect("same request");
             match (&ex.response, &ex.transport) {
                 (_, Some(rps_replay::transcript::TransportEvent::ConnectionError)) | (None, _) => {
                     assert!(resp.drop_connection, "{name} #{i}")
@@ -331,19 +379,30 @@ fn recorded_statuses_and_connection_errors_are_replayed() {
         }
     }
     let t = load("test_psrp_is_alive_other_wsman_error.yml");
-    assert!(t.exchanges.iter().any(|e| e.response.as_ref().is_some_and(|r| r.status == 500)));
+    assert!(
+        t.exchanges
+            .iter()
+            .any(|e| e.response.as_ref().is_some_and(|r| r.status == 500))
+    );
     let t = load("test_psrp_is_alive_http_error.yml");
     assert!(t.exchanges.iter().any(|e| e.response.is_none()
-        || matches!(e.transport, Some(rps_replay::transcript::TransportEvent::ConnectionError))));
+        || matches!(
+            e.transport,
+            Some(rps_replay::transcript::TransportEvent::ConnectionError)
+        )));
 }
 
-fn check_loopback(name: &str) -> rps_replay::reenact::Report {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
-    rt.block_on(check_over_loopback(&load(name)))
+        .expect("runtime")
+}
+
+fn check_loopback(name: &str) -> rps_replay::reenact::Report {
+    runtime()
+        .block_on(check_over_loopback(&load(name)))
         .expect("reenact")
 }
 
@@ -360,4 +419,37 @@ fn loopback_simple_recordings_pass() {
         let got: Vec<usize> = report.pipelines.iter().map(|p| p.output).collect();
         assert_eq!(got, outputs, "{report}");
     }
+}
+
+#[test]
+fn loopback_every_reenactable_recording_passes() {
+    let rt = runtime();
+    let mut passed = 0;
+    for (name, path) in recordings() {
+        if SKIPPED.iter().any(|(n, _)| *n == name) || KNOWN_GAPS.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let t = Transcript::load(&path).expect("load");
+        let report = rt.block_on(check_over_loopback(&t)).expect("reenact");
+        assert!(report.passed(), "{report}");
+        // The async client always terminates finished commands; recordings without those
+        // Signals answer them with synthesized SignalResponses.
+        let synthesized = report
+            .tolerated
+            .iter()
+            .filter(|t| t.kind == ToleranceKind::SynthesizedSignalResponse)
+            .count();
+        let recorded_signals = t
+            .exchanges
+            .iter()
+            .filter(|e| e.request.body.contains("/Signal</"))
+            .count();
+        assert_eq!(
+            synthesized + recorded_signals,
+            report.pipelines.len(),
+            "{report}"
+        );
+        passed += 1;
+    }
+    assert_eq!(passed, 22);
 }

@@ -8,12 +8,34 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use base64::Engine as _;
 
 use super::escape::{Sink, write_text};
 use super::{CLIXML_NAMESPACE, ListKind, Object, ObjectBase, ProgressPrimitive, Value};
+
+/// Hashes pointer-sized keys with one multiplication (the keys are addresses: no need for
+/// SipHash's flooding resistance).
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type PtrMap<K, V> = HashMap<K, V, BuildHasherDefault<PtrHasher>>;
 
 /// A type-name list kept alive by the writer, and its TN RefId.
 type TypeNamesEntry = (Arc<[String]>, u32);
@@ -39,10 +61,10 @@ type TypeNamesEntry = (Arc<[String]>, u32);
 /// ```
 #[derive(Debug, Default)]
 pub struct Writer {
-    objects: HashMap<usize, (Arc<Object>, u32)>,
+    objects: PtrMap<usize, (Arc<Object>, u32)>,
     next_obj: u32,
     /// Type-name lists by pointer: the fast path for lists shared through an `Arc`.
-    tn_by_ptr: HashMap<(usize, usize), TypeNamesEntry>,
+    tn_by_ptr: PtrMap<(usize, usize), TypeNamesEntry>,
     /// Type-name lists by content.
     tn_by_value: HashMap<Arc<[String]>, u32>,
     next_tn: u32,
