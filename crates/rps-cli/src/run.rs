@@ -173,6 +173,31 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// A record as PowerShell shows it: errors with category and FullyQualifiedErrorId,
 /// other streams prefixed (`WARNING: ...`).
 pub fn record_text(kind: RecordKind, value: &Value) -> String {
+    use rps_psrp::records::{ErrorRecord, InformationRecord, InformationalRecord};
+    let typed = match kind {
+        RecordKind::Error => ErrorRecord::from_value(value).ok().map(|r| r.to_string()),
+        RecordKind::Warning => InformationalRecord::from_value(value)
+            .ok()
+            .map(|r| format!("WARNING: {}", r.message)),
+        RecordKind::Verbose => InformationalRecord::from_value(value)
+            .ok()
+            .map(|r| format!("VERBOSE: {}", r.message)),
+        RecordKind::Debug => InformationalRecord::from_value(value)
+            .ok()
+            .map(|r| format!("DEBUG: {}", r.message)),
+        RecordKind::Information => InformationRecord::from_value(value)
+            .ok()
+            .map(|r| match &r.message_data {
+                Value::Str(s) => s.clone(),
+                other => record_text_loose(kind, other),
+            }),
+        _ => None,
+    };
+    typed.unwrap_or_else(|| record_text_loose(kind, value))
+}
+
+/// [`record_text`] for records that don't have the expected shape.
+fn record_text_loose(kind: RecordKind, value: &Value) -> String {
     let obj = value.as_object();
     let message = match obj {
         Some(o) => text(get(o, "ErrorDetails_Message"))

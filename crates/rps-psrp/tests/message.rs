@@ -131,3 +131,105 @@ fn header_errors() {
         MessageError::InvalidDestination(7)
     );
 }
+
+mod typed_round_trip {
+    use super::*;
+    use rps_psrp::clixml::Value;
+    use rps_psrp::messages::{
+        Argument, Command, CreatePipeline, HostCall, HostMethod, Merges, PipelineResultTypes,
+        PipelineStateInfo, PowerShell, PsInvocationState, RunspacePoolState, RunspacePoolStateInfo,
+        SessionCapability, SetMaxRunspaces,
+    };
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 <>&'\"_\\-]{0,16}"
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            text().prop_map(Value::Str),
+            any::<i32>().prop_map(Value::I32),
+            any::<i64>().prop_map(Value::I64),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Nil),
+        ]
+    }
+
+    fn argument() -> impl Strategy<Value = Argument> {
+        (prop::option::of("[A-Za-z]{1,12}"), value())
+            .prop_map(|(name, value)| Argument { name, value })
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        (
+            "[A-Za-z]{1,8}-[A-Za-z]{1,8}",
+            any::<bool>(),
+            prop::collection::vec(argument(), 0..4),
+            any::<bool>(),
+        )
+            .prop_map(|(name, merged, args, local)| Command {
+                name,
+                is_script: false,
+                use_local_scope: local.then_some(true),
+                merges: if merged {
+                    Merges::all_to_output()
+                } else {
+                    Merges::default()
+                },
+                args,
+            })
+    }
+
+    fn round_trip(m: Message) -> Result<(), TestCaseError> {
+        let again = Message::decode(m.message_type(), &m.encode_data())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(again, m);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn create_pipeline(
+            statements in prop::collection::vec(prop::collection::vec(command(), 1..3), 1..3),
+            no_input in any::<bool>(),
+            history in prop::option::of(text()),
+        ) {
+            let mut ps = PowerShell::new(Vec::new());
+            ps.statements = statements;
+            ps.history = history;
+            let mut cp = CreatePipeline::new(ps);
+            cp.no_input = no_input;
+            round_trip(Message::CreatePipeline(Box::new(cp)))?;
+        }
+
+        #[test]
+        fn small_payloads(
+            ci in any::<i64>(),
+            n in any::<i32>(),
+            method in 1..57i32,
+            params in prop::collection::vec(value(), 0..4),
+            state in 0..7i32,
+            pool_state in 0..10i32,
+            version in "2\\.[1-3]",
+        ) {
+            round_trip(SetMaxRunspaces { max_runspaces: n, call_id: ci }.into())?;
+            round_trip(SessionCapability::new(&version).into())?;
+            round_trip(Message::PipelineHostCall(HostCall {
+                call_id: ci,
+                method: HostMethod::from_i32(method),
+                parameters: params,
+            }))?;
+            round_trip(PipelineStateInfo {
+                state: PsInvocationState::from_i32(state).unwrap(),
+                error_record: None,
+            }.into())?;
+            round_trip(RunspacePoolStateInfo {
+                state: RunspacePoolState::from_i32(pool_state).unwrap(),
+                error: None,
+            }.into())?;
+            prop_assert_eq!(PipelineResultTypes::from_i32(7), Some(PipelineResultTypes::All));
+        }
+    }
+}
