@@ -87,7 +87,10 @@ pub async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     eprintln!("rps demo: a fake Exchange Online endpoint is listening on loopback");
     eprintln!("  connect URL : {}", fake.url());
     eprintln!("  tenant      : {}", fake.tenant_id());
-    eprintln!("  identity    : OAuthUser@{} (app-only token, Exchange.ManageAsApp)", fake.tenant_id());
+    eprintln!(
+        "  identity    : OAuthUser@{} (app-only token, Exchange.ManageAsApp)",
+        fake.tenant_id()
+    );
 
     let base: url::Url = fake.url().parse().context("fake URL")?;
     let exo = ExoArgs {
@@ -101,9 +104,14 @@ pub async fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ..TransportArgs::default()
     };
     let provider: Arc<dyn rps_session::token::TokenProvider> = Arc::new(StaticToken::new(token));
-    let mut options =
-        crate::connect::exo_options_with(&exo, &AuthArgs::default(), &transport, false, Some(provider))
-            .await?;
+    let mut options = crate::connect::exo_options_with(
+        &exo,
+        &AuthArgs::default(),
+        &transport,
+        false,
+        Some(provider),
+    )
+    .await?;
     let log = Arc::new(HttpLog {
         print: args.trace_http,
         ..HttpLog::default()

@@ -174,25 +174,26 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// other streams prefixed (`WARNING: ...`).
 pub fn record_text(kind: RecordKind, value: &Value) -> String {
     use rps_psrp::records::{ErrorRecord, InformationRecord, InformationalRecord};
-    let typed = match kind {
-        RecordKind::Error => ErrorRecord::from_value(value).ok().map(|r| r.to_string()),
-        RecordKind::Warning => InformationalRecord::from_value(value)
-            .ok()
-            .map(|r| format!("WARNING: {}", r.message)),
-        RecordKind::Verbose => InformationalRecord::from_value(value)
-            .ok()
-            .map(|r| format!("VERBOSE: {}", r.message)),
-        RecordKind::Debug => InformationalRecord::from_value(value)
-            .ok()
-            .map(|r| format!("DEBUG: {}", r.message)),
-        RecordKind::Information => InformationRecord::from_value(value)
-            .ok()
-            .map(|r| match &r.message_data {
+    let typed =
+        match kind {
+            RecordKind::Error => ErrorRecord::from_value(value).ok().map(|r| r.to_string()),
+            RecordKind::Warning => InformationalRecord::from_value(value)
+                .ok()
+                .map(|r| format!("WARNING: {}", r.message)),
+            RecordKind::Verbose => InformationalRecord::from_value(value)
+                .ok()
+                .map(|r| format!("VERBOSE: {}", r.message)),
+            RecordKind::Debug => InformationalRecord::from_value(value)
+                .ok()
+                .map(|r| format!("DEBUG: {}", r.message)),
+            RecordKind::Information => InformationRecord::from_value(value).ok().map(|r| match &r
+                .message_data
+            {
                 Value::Str(s) => s.clone(),
                 other => record_text_loose(kind, other),
             }),
-        _ => None,
-    };
+            _ => None,
+        };
     typed.unwrap_or_else(|| record_text_loose(kind, value))
 }
 

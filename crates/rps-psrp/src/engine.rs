@@ -35,13 +35,19 @@ impl Engine {
 
     /// Queues `msg` for `target`.
     pub(crate) fn queue(&mut self, target: Target, msg: &Message) {
+        self.queue_as(target, self.rpid, msg);
+    }
+
+    /// Queues `msg` with an explicit RPID (Windows servers send their SESSION_CAPABILITY and
+    /// ENCRYPTED_SESSION_KEY with a nil one).
+    pub(crate) fn queue_as(&mut self, target: Target, rpid: Uuid, msg: &Message) {
         let header = MessageHeader {
             destination: match self.us {
                 Destination::Client => Destination::Server,
                 Destination::Server => Destination::Client,
             },
             message_type: msg.message_type(),
-            rpid: self.rpid,
+            rpid,
             pid: target.pipeline_id.unwrap_or(Uuid::nil()),
         };
         let data = msg.encode_data();

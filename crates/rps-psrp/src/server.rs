@@ -39,6 +39,11 @@ use crate::messages::{
     RunspacePoolInitData, RunspacePoolState, RunspacePoolStateInfo, SessionCapability,
 };
 
+const POOL_TARGET: Target = Target {
+    pipeline_id: None,
+    stream: StreamKind::Default,
+};
+
 /// How the server pool answers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -265,13 +270,12 @@ impl ServerRunspacePool {
         let blob = key.encrypt_for(rng, client_key)?;
         use base64::Engine as _;
         let encrypted_session_key = base64::engine::general_purpose::STANDARD.encode(blob);
-        self.queue(
-            None,
-            &EncryptedSessionKey {
-                encrypted_session_key,
-            }
-            .into(),
-        );
+        // [MS-PSRP] 3.2.5.4.4: the RPID of this message is zeroed.
+        let msg = EncryptedSessionKey {
+            encrypted_session_key,
+        }
+        .into();
+        self.engine.queue_as(POOL_TARGET, Uuid::nil(), &msg);
         self.session_key = Some(key);
         Ok(())
     }
@@ -424,7 +428,8 @@ impl ServerRunspacePool {
                 let v = negotiate(&self.config.protocol_version, &client.protocol_version)?;
                 self.protocol_version = Some(v.clone());
                 let ours = SessionCapability::new(&self.config.protocol_version);
-                self.queue(None, &ours.into());
+                // As Windows does: the server's capability carries a nil RPID.
+                self.engine.queue_as(POOL_TARGET, Uuid::nil(), &ours.into());
                 ServerEvent::Negotiated {
                     client,
                     protocol_version: v,

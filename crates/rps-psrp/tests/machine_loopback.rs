@@ -619,3 +619,35 @@ fn broken_pool_state_reaches_client_with_error() {
     );
     assert_eq!(client.state(), RunspacePoolState::Broken);
 }
+
+#[test]
+fn server_capability_has_nil_rpid_like_windows() {
+    let mut client = RunspacePool::new(RPID, PoolConfig::default());
+    let mut server = ServerRunspacePool::new(RPID, ServerConfig::default());
+    client.open().unwrap();
+    while let Some(out) = client.data_to_send(1 << 16).unwrap() {
+        server.receive(&out.data).unwrap();
+    }
+    while server.next_event().unwrap().is_some() {}
+    let out = server.data_to_send(1 << 16).unwrap().unwrap();
+    let mut d = rps_psrp::fragment::Defragmenter::default();
+    let mut msgs = Vec::new();
+    d.feed(bytes::Bytes::from(out.data), &mut msgs).unwrap();
+    let headers: Vec<_> = msgs
+        .into_iter()
+        .map(|m| {
+            rps_psrp::message::RawMessage::decode(m.data)
+                .unwrap()
+                .header
+        })
+        .map(|h| (h.message_type.name(), h.rpid))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("SESSION_CAPABILITY", Uuid::nil()),
+            ("APPLICATION_PRIVATE_DATA", RPID),
+            ("RUNSPACEPOOL_STATE", RPID),
+        ]
+    );
+}

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p rps-replay --example fake_exchange -- serve [mailboxes] [seconds] [faults]
 //! cargo run --release -p rps-replay --example fake_exchange -- bench [mailboxes]
+//! cargo run --release -p rps-replay --example fake_exchange -- gen [mailboxes]
 //! ```
 //!
 //! `serve` prints the URL, the Basic user and a one-hour app-only token, then serves for the
@@ -19,6 +20,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map_or("serve", String::as_str);
     match mode {
+        "gen" => {
+            // The server's share alone: generate and serialize without any transport.
+            let n: usize = args.get(1).map_or(Ok(20_000), |s| s.parse())?;
+            let catalog = rps_replay::fake::Catalog::builtin()?;
+            let view = catalog.views["Mailbox"].clone();
+            let tn: std::sync::Arc<[String]> = view.type_names.clone().into();
+            let tenant = rps_replay::fake::tenant::Tenant::new(catalog.tenant.clone(), n, 1);
+            let started = Instant::now();
+            let mut bytes = 0usize;
+            for i in 0..n {
+                let v = tenant.object(i, &view, &tn);
+                bytes += rps_psrp::clixml::to_string(&v).len();
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "generated {n} in {secs:.2} s: {:.0} objects/s, {} bytes each",
+                n as f64 / secs,
+                bytes / n.max(1)
+            );
+        }
         "bench" => {
             let n: usize = args.get(1).map_or(Ok(20_000), |s| s.parse())?;
             let fake = FakeExchange::builder().mailboxes(n).start().await?;

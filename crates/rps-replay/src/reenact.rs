@@ -1020,12 +1020,15 @@ pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, Reen
     }
     let replayer = Arc::new(Mutex::new(Replayer::new(transcript.clone())));
     let mismatches: Arc<Mutex<Vec<Mismatch>>> = Arc::default();
+    let gate = Arc::new(InputGate::default());
     let server = {
         let replayer = replayer.clone();
         let mismatches = mismatches.clone();
+        let gate = gate.clone();
         crate::server::Server::bind("127.0.0.1:0", move |req: crate::server::Request| {
             let replayer = replayer.clone();
             let mismatches = mismatches.clone();
+            let gate = gate.clone();
             async move {
                 let (result, hold) = match replayer.lock() {
                     Ok(mut r) => {
@@ -1037,9 +1040,11 @@ pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, Reen
                     }
                 };
                 match result {
-                    Ok(mut resp) => {
+                    Ok(resp) => {
                         if hold {
-                            resp.delay = Some(resp.delay.unwrap_or_default() + INPUT_HOLD);
+                            gate.command_seen.notify_one();
+                            let _ =
+                                tokio::time::timeout(GATE_WAIT, gate.input_queued.notified()).await;
                         }
                         serve(resp).await
                     }
@@ -1065,7 +1070,7 @@ pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, Reen
         }
     };
     let url = format!("{}/wsman", server.url());
-    let actual = tokio::time::timeout(LOOPBACK_TIMEOUT, run_client(&scenario, &url))
+    let actual = tokio::time::timeout(LOOPBACK_TIMEOUT, run_client(&scenario, &url, &gate))
         .await
         .unwrap_or_else(|_| {
             (
@@ -1088,16 +1093,26 @@ pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, Reen
     Ok(report)
 }
 
-/// How long the loopback server holds a CommandResponse that the recording follows with
-/// the pipeline's input (see [`input_follows`]).
-const INPUT_HOLD: Duration = Duration::from_millis(100);
-
-/// True when the exchange just replayed was a Command and the recording sends input next.
+/// The handshake that keeps a pipeline's input in the recorded order over loopback.
 ///
 /// The async API takes a pipeline's input only after `invoke_request` returns, so the
-/// driver may poll a Receive before the input reaches it; a real server accepts either
-/// order, a replay does not. Holding the CommandResponse a moment lets the input arrive
-/// first, as it did in the recording.
+/// input may reach the driver before the Command goes out (the machine then packs it into
+/// the Command) or after the driver has polled a Receive; a real server accepts both, a
+/// replay does not. When the recording sends input right after a Command, the server
+/// holds the CommandResponse until the client has queued the input.
+#[derive(Debug, Default)]
+struct InputGate {
+    /// The server received the Command.
+    command_seen: tokio::sync::Notify,
+    /// The client queued the pipeline's input.
+    input_queued: tokio::sync::Notify,
+}
+
+/// The longest either side of the [`InputGate`] waits.
+const GATE_WAIT: Duration = Duration::from_secs(5);
+
+/// True when the exchange just replayed was a Command and the recording sends input next
+/// (see [`InputGate`]).
 fn input_follows(replayer: &Replayer) -> bool {
     let at = replayer.position();
     let action = |i: usize| {
@@ -1131,7 +1146,7 @@ async fn serve(resp: ReplayResponse) -> crate::server::Response {
     out
 }
 
-async fn run_client(scenario: &Scenario, url: &str) -> (Actual, Vec<String>) {
+async fn run_client(scenario: &Scenario, url: &str, gate: &InputGate) -> (Actual, Vec<String>) {
     let mut actual = Actual {
         pipelines: vec![ExpectedPipeline::default(); scenario.pipelines.len()],
         ..Actual::default()
@@ -1165,6 +1180,12 @@ async fn run_client(scenario: &Scenario, url: &str) -> (Actual, Vec<String>) {
                 continue;
             }
         };
+        let has_input = scenario.steps.iter().any(|s| {
+            matches!(&s.action, Action::Input { pipeline: p, .. } | Action::EndInput { pipeline: p } if *p == index)
+        });
+        if has_input {
+            let _ = tokio::time::timeout(GATE_WAIT, gate.command_seen.notified()).await;
+        }
         for step in &scenario.steps {
             let r = match &step.action {
                 Action::Input { pipeline: p, value } if *p == index => {
@@ -1177,6 +1198,9 @@ async fn run_client(scenario: &Scenario, url: &str) -> (Actual, Vec<String>) {
             if let Err(e) = r {
                 errors.push(format!("pipeline {index}: {e}"));
             }
+        }
+        if has_input {
+            gate.input_queued.notify_one();
         }
         // The recorded answers to this pipeline's host calls, in order.
         let mut replies: std::collections::VecDeque<HostResponse> = scenario

@@ -310,11 +310,15 @@ impl<'a, 'l> Parser<'a, 'l> {
                 _ => return Err(self.bad_attrs()),
             };
             i += 1;
-            let Some(len) = b[i..].iter().position(|&c| c == quote) else {
+            let value_start = i;
+            while i < b.len() && b[i] != quote {
+                i += 1;
+            }
+            if i >= b.len() {
                 return Err(self.bad_attrs());
-            };
-            let value = &raw[i..i + len];
-            i += len + 1;
+            }
+            let value = &raw[value_start..i];
+            i += 1;
             match key {
                 "N" => out.n = Some(value),
                 "RefId" => out.ref_id = Some(value),

@@ -1,0 +1,366 @@
+//! The `rps` binary end to end: against the fake Exchange Online endpoint (started in this
+//! process, on loopback), and on bad input (flags, cmdlet lines, token files, hosts).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use rps_replay::fake::{FakeExchange, TokenSpec};
+
+fn rps(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args(args)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .output()
+        .expect("run rps")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A fake endpoint on a runtime of its own, alive as long as the returned guard.
+struct Fake {
+    fake: FakeExchange,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn fake(mailboxes: usize) -> Fake {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt
+        .block_on(
+            FakeExchange::builder()
+                .mailboxes(mailboxes)
+                .bind("127.0.0.1:0")
+                .start(),
+        )
+        .expect("fake starts");
+    Fake { fake, _rt: rt }
+}
+
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rps-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("write");
+    p
+}
+
+fn base_url(f: &Fake) -> String {
+    let u: url::Url = f.fake.url().parse().expect("url");
+    format!(
+        "{}://{}",
+        u.scheme(),
+        u.host_str()
+            .zip(u.port())
+            .map(|(h, p)| format!("{h}:{p}"))
+            .expect("host")
+    )
+}
+
+#[test]
+fn demo_runs_the_exchange_online_flow() {
+    let o = rps(&["demo", "--mailboxes", "7"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("redirected"), "{err}");
+    assert!(err.contains("MS-WSMAN"), "{err}");
+    assert!(err.contains("couldn't be found"), "{err}");
+    assert!(err.contains("FullyQualifiedErrorId"), "{err}");
+    // A table header, a rule and five mailboxes.
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 2 + 5, "{out}");
+    assert!(lines[0].starts_with("Name"), "{out}");
+}
+
+#[test]
+fn exo_against_the_fake_streams_jsonl() {
+    let f = fake(20);
+    let token = f.fake.mint_token(&TokenSpec::app_only());
+    let tok = temp_file("token-ok", &token);
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        f.fake.tenant_id(),
+        "--uri",
+        &base_url(&f),
+        "--insecure-http",
+        "--access-token-file",
+        tok.to_str().expect("path"),
+        "-o",
+        "jsonl",
+        "--",
+        "Get-Mailbox",
+        "-ResultSize",
+        "3",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        rows.iter().all(|r| r.get("PrimarySmtpAddress").is_some()),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&token) && !err.contains(&token),
+        "token leaked"
+    );
+    assert_eq!(f.fake.open_shells(), 0, "the shell was deleted");
+}
+
+#[test]
+fn error_records_exit_1_and_go_to_stderr() {
+    let f = fake(3);
+    let tok = temp_file("token-err", &f.fake.mint_token(&TokenSpec::app_only()));
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        f.fake.tenant_id(),
+        "--uri",
+        &base_url(&f),
+        "--insecure-http",
+        "--access-token-file",
+        tok.to_str().expect("path"),
+        "--",
+        "Get-Mailbox -Identity nosuch",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("ManagementObjectNotFoundException"), "{err}");
+}
+
+#[test]
+fn expired_token_is_refused_without_leaking_it() {
+    let f = fake(3);
+    let token = f.fake.mint_token(&TokenSpec::app_only().lifetime(-600));
+    let tok = temp_file("token-expired", &token);
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        f.fake.tenant_id(),
+        "--uri",
+        &base_url(&f),
+        "--insecure-http",
+        "--access-token-file",
+        tok.to_str().expect("path"),
+        "-vv",
+        "--",
+        "Get-Mailbox",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("401") || err.contains("authentication"),
+        "{err}"
+    );
+    let signature_free = token.rsplit('.').nth(1).expect("claims part");
+    assert!(!err.contains(signature_free), "token leaked in:\n{err}");
+    // token inspect says why.
+    let o = rps(&["token", "inspect", tok.to_str().expect("path")]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("expired"), "{out}");
+    assert!(out.contains(f.fake.tenant_id()), "{out}");
+}
+
+#[test]
+fn token_inspect_reads_a_good_token_from_stdin() {
+    use std::io::Write;
+    let f = fake(1);
+    let token = f.fake.mint_token(&TokenSpec::app_only());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args(["token", "inspect", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(token.as_bytes())
+        .expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["claims"]["tid"], f.fake.tenant_id());
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = rps(&["exo", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = rps(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Script-like input is refused before connecting: Exchange runs in NoLanguage mode.
+    let tok = temp_file("token-usage", "x.y.z");
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        "t",
+        "--access-token-file",
+        tok.to_str().expect("path"),
+        "--",
+        "Get-Mailbox -Identity $(whoami)",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad cmdlet line"), "{err}");
+    // Nothing to run.
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        "t",
+        "--access-token-file",
+        tok.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn unreadable_token_file_and_unreachable_host() {
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        "t",
+        "--access-token-file",
+        "/nonexistent/token",
+        "--",
+        "Get-Mailbox",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot read the access token file"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let tok = temp_file("token-unreachable", "a.b.c");
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        "t",
+        "--uri",
+        "http://127.0.0.1:1",
+        "--insecure-http",
+        "--access-token-file",
+        tok.to_str().expect("path"),
+        "--",
+        "Get-Mailbox",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn plain_http_basic_is_refused_without_opt_in() {
+    let f = fake(1);
+    let tok = temp_file("token-plain", &f.fake.mint_token(&TokenSpec::app_only()));
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        f.fake.tenant_id(),
+        "--uri",
+        &base_url(&f),
+        "--access-token-file",
+        tok.to_str().expect("path"),
+        "--",
+        "Get-Mailbox",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.to_lowercase().contains("http"), "{err}");
+    assert_eq!(f.fake.stats().front_requests, 0, "nothing was sent");
+}
+
+#[test]
+fn record_writes_a_transcript_without_secrets() {
+    let f = fake(4);
+    let token = f.fake.mint_token(&TokenSpec::app_only());
+    let tok = temp_file("token-record", &token);
+    let dir = std::env::temp_dir().join(format!("rps-cli-record-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = base_url(&f);
+    let o = rps(&[
+        "record",
+        "--out",
+        dir.to_str().expect("path"),
+        "--",
+        "exo",
+        "--tenant-id",
+        f.fake.tenant_id(),
+        "--uri",
+        &base,
+        "--insecure-http",
+        "--access-token-file",
+        tok.to_str().expect("path"),
+        "-o",
+        "jsonl",
+        "--",
+        "Get-Mailbox",
+        "-ResultSize",
+        "2",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("out dir")
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let t = std::fs::read_to_string(files[0].path()).expect("transcript");
+    assert!(t.contains("rps-transcript/1"));
+    assert!(t.contains("ReceiveResponse"));
+    assert!(!t.contains(&token), "token in transcript");
+    assert!(
+        !t.contains(token.split('.').nth(1).expect("claims")),
+        "token claims in transcript"
+    );
+    let loaded = rps_replay::Transcript::load(&files[0].path()).expect("loads");
+    // Create (302 followed), Receive..., Command, Receive..., Signal, Delete.
+    assert!(loaded.exchanges.len() >= 6, "{}", loaded.exchanges.len());
+    for ex in &loaded.exchanges {
+        for (k, v) in ex.response.iter().flat_map(|r| r.headers.iter()) {
+            if k == "set-cookie" {
+                assert!(v.contains("<redacted>"), "{v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_prints_envelopes_and_psrp_messages() {
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/wsman/receive_response.xml");
+    let o = rps(&["decode", fixture.to_str().expect("path")]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0]["direction"], "response");
+    assert_eq!(lines[0]["streams"].as_array().map(Vec::len), Some(2));
+    assert_eq!(lines[1]["message_type"], "PIPELINE_OUTPUT");
+    assert_eq!(lines[1]["data"], "winrm");
+    assert_eq!(lines[2]["message_type"], "PIPELINE_STATE");
+    // Garbage is an error with a message, not a panic.
+    let bad = temp_file("bad.xml", "<s:Envelope><oops");
+    let o = rps(&["decode", bad.to_str().expect("path")]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("error"), "{out}");
+}
