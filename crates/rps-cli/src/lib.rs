@@ -6,6 +6,7 @@ pub mod demo;
 pub mod progress;
 pub mod render;
 pub mod run;
+pub mod serve;
 pub mod token;
 
 /// A usage error: the command line was wrong. The binary exits with status 2 for it.

@@ -37,6 +37,10 @@ enum Command {
     /// Work with access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Serve the fake Exchange Online endpoint, or a transcript, on loopback.
+    Serve(rps_cli::serve::ServeArgs),
+    /// Re-enact a recorded session with the real client; `--check` compares everything.
+    Replay(rps_cli::serve::ReplayArgs),
     /// Record a session as a transcript: `rps record --out DIR -- exo|ipps|invoke ARGS`.
     Record(RecordArgs),
     /// List the cmdlets and parameters an endpoint offers (GET_COMMAND_METADATA).
@@ -197,6 +201,8 @@ fn dispatch(command: Command, rec: Recording) -> anyhow::Result<ExitCode> {
         Command::Invoke(c) => block_on(invoke(c, rec)),
         Command::Commands(c) => block_on(commands(c)),
         Command::Record(r) => record(r),
+        Command::Serve(a) => block_on(rps_cli::serve::serve(&a)),
+        Command::Replay(a) => block_on(rps_cli::serve::replay(&a)),
         Command::Demo(a) => block_on(rps_cli::demo::run(&a)),
     }
 }

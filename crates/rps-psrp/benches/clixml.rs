@@ -273,20 +273,26 @@ fn ratios(bytes: &[u8], values: &[Value]) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
     let (mut tok, mut dec, mut enc) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let mut round_ratios = Vec::with_capacity(rounds);
     let mut out = String::with_capacity(bytes.len() + 1024);
     for _ in 0..rounds {
         let t = Instant::now();
         black_box(tokenize(black_box(bytes)));
-        tok = tok.min(t.elapsed());
+        let t_tok = t.elapsed();
         let t = Instant::now();
         let v = black_box(clixml::document_from_slice(black_box(bytes)));
-        dec = dec.min(t.elapsed());
+        let t_dec = t.elapsed();
         drop(v);
         out.clear();
         let t = Instant::now();
         clixml::write_document_into(&mut out, black_box(values));
         enc = enc.min(t.elapsed());
+        tok = tok.min(t_tok);
+        dec = dec.min(t_dec);
+        round_ratios.push(t_tok.as_secs_f64() / t_dec.as_secs_f64());
     }
+    round_ratios.sort_by(f64::total_cmp);
+    let median = round_ratios[round_ratios.len() / 2];
     let mb = bytes.len() as f64 / 1e6;
     let n = values.len() as f64;
     let rate = |d: Duration| (mb / d.as_secs_f64(), n / d.as_secs_f64());
@@ -294,8 +300,9 @@ fn ratios(bytes: &[u8], values: &[Value]) {
     let (dm, dn) = rate(dec);
     let (em, en) = rate(enc);
     eprintln!(
-        "best of {rounds}: tokenize {tm:.0} MB/s | decode {dm:.0} MB/s, {dn:.0} objects/s ({:.0}% of tokenizer) | encode {em:.0} MB/s, {en:.0} objects/s ({:.0}x psrpcore's 360/s)",
+        "best of {rounds}: tokenize {tm:.0} MB/s | decode {dm:.0} MB/s, {dn:.0} objects/s ({:.0}% of tokenizer; median per-round ratio {:.0}%) | encode {em:.0} MB/s, {en:.0} objects/s ({:.0}x psrpcore's 360/s)",
         100.0 * dm / tm,
+        100.0 * median,
         en / 360.0
     );
 }

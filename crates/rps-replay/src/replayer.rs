@@ -55,6 +55,10 @@
 //! * the recording starts a new pipeline under the id of a finished one (pypsrp invokes the
 //!   same PowerShell twice) while the live client picks a new id: the recorded id is bound
 //!   again ([`ToleranceKind::ReusedPipelineId`]);
+//! * a Receive arrives where the recording has the client's Send next (pipeline input or a
+//!   host response the client has not queued yet): it is answered with a synthesized
+//!   `w:TimedOut` fault, as a server answers a Receive when no output is ready within
+//!   OperationTimeout; the client receives again ([`ToleranceKind::EarlyReceive`]);
 //! * a `pr` Send (pipeline host responses) names the pipeline's CommandId where pypsrp
 //!   named none, and every PSRP message in it carries that pipeline's PID
 //!   ([`ToleranceKind::HostResponseCommandId`]).
@@ -84,6 +88,9 @@ use rps_wsman::{parse_uuid_urn, uuid_upper, uuid_urn};
 use uuid::Uuid;
 
 use crate::transcript::{Exchange, Transcript, TransportEvent};
+
+/// How many early Receives in a row get a synthesized timeout before it is a mismatch.
+pub const MAX_EARLY_RECEIVES: u32 = 200;
 
 /// The byte order of the RPID/PID GUIDs in a recording's PSRP message headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +170,9 @@ pub enum ToleranceKind {
     /// The live client's `pr` Send (pipeline host responses) named the pipeline's CommandId
     /// where the recorded one (pypsrp) named none; the PSRP PID routes it either way.
     HostResponseCommandId,
+    /// A Receive came while the recording had the client's Send next; it was answered with
+    /// a synthesized `w:TimedOut` fault (at most [`MAX_EARLY_RECEIVES`] times in a row).
+    EarlyReceive,
     /// The recording ran a new pipeline under a finished pipeline's id; the live client
     /// chose a new id, which was bound to it.
     ReusedPipelineId,
@@ -186,6 +196,9 @@ impl fmt::Display for Tolerated {
                 "extra terminate Signal answered with a synthesized SignalResponse"
             }
             ToleranceKind::SkippedRecordedSignal => "recorded terminate Signal not sent, skipped",
+            ToleranceKind::EarlyReceive => {
+                "Receive before the recorded Send answered with a synthesized w:TimedOut"
+            }
             ToleranceKind::ReusedPipelineId => {
                 "recorded pipeline id reused for a new pipeline, bound to a new live id"
             }
@@ -306,6 +319,8 @@ pub struct Replayer {
     finished: BTreeSet<Uuid>,
     tolerated: Vec<Tolerated>,
     synthesized: u64,
+    /// Early Receives answered with a timeout since the last match.
+    early_receives: u32,
 }
 
 /// The PSRP payload carried by a request, and where.
@@ -632,6 +647,7 @@ impl Replayer {
             finished: BTreeSet::new(),
             tolerated: Vec::new(),
             synthesized: 0,
+            early_receives: 0,
         }
     }
 
@@ -708,6 +724,9 @@ impl Replayer {
         if let Some(resp) = self.tolerate_extra_signal(&live) {
             return Ok(resp);
         }
+        if let Some(resp) = self.tolerate_early_receive(&live) {
+            return Ok(resp);
+        }
         // Skip recorded terminate Signals for finished commands the live client didn't send.
         let mut at = self.cursor;
         let mut skipped = Vec::new();
@@ -739,6 +758,71 @@ impl Replayer {
         Err(first)
     }
 
+    /// Answers a Receive that comes while the recording has the client's Send next (input or
+    /// a host response not yet sent) with a `w:TimedOut` fault: a server holds such a
+    /// Receive until output is ready, which it cannot be before the Send arrives.
+    fn tolerate_early_receive(&mut self, live: &Envelope) -> Option<ReplayResponse> {
+        if !matches!(live.body, Body::Receive(_)) || self.early_receives >= MAX_EARLY_RECEIVES {
+            return None;
+        }
+        let next = self.transcript.exchanges.get(self.cursor)?;
+        let rec = Envelope::decode(next.request.body.as_bytes()).ok()?;
+        if !matches!(rec.body, Body::Send(_)) {
+            return None;
+        }
+        self.early_receives += 1;
+        if self.early_receives == 1 {
+            self.tolerated.push(Tolerated {
+                exchange: self.cursor,
+                kind: ToleranceKind::EarlyReceive,
+                command_id: None,
+            });
+        }
+        let fault = rps_wsman::Fault {
+            code: rps_wsman::QName::new(rps_wsman::ns::SOAP, "Receiver"),
+            subcodes: vec![rps_wsman::QName::new(rps_wsman::ns::WSMAN, "TimedOut")],
+            reason: Some(
+                "The WS-Management service cannot complete the operation within the time \
+                 specified in OperationTimeout."
+                    .to_owned(),
+            ),
+            reason_lang: Some("en-US".to_owned()),
+            wsman_fault: Some(rps_wsman::WsmanFault {
+                code: Some(2_150_858_793),
+                machine: None,
+                message: None,
+                provider_fault: None,
+            }),
+            ..rps_wsman::Fault::default()
+        };
+        Some(self.synthesize(live, action::WSMAN_FAULT, Body::Fault(fault), 500))
+    }
+
+    fn synthesize(
+        &mut self,
+        live: &Envelope,
+        act: &str,
+        body: Body,
+        status: u16,
+    ) -> ReplayResponse {
+        self.synthesized += 1;
+        let message_id = Uuid::from_u128(
+            0x5e9a_15ed_0000_4000_8000_0000_0000_0000 | u128::from(self.synthesized),
+        );
+        let relates = live.header.message_id.clone().unwrap_or_default();
+        let env = Envelope::new(Header::response(act, message_id, relates), body);
+        ReplayResponse {
+            status,
+            headers: vec![(
+                "content-type".to_owned(),
+                "application/soap+xml;charset=UTF-8".to_owned(),
+            )],
+            body: env.encode().into_bytes(),
+            delay: None,
+            drop_connection: false,
+        }
+    }
+
     /// Answers a live terminate Signal for a finished command that the recording lacks.
     fn tolerate_extra_signal(&mut self, live: &Envelope) -> Option<ReplayResponse> {
         let cid = is_terminate(live)??;
@@ -751,28 +835,11 @@ impl Replayer {
             kind: ToleranceKind::SynthesizedSignalResponse,
             command_id: Some(recorded),
         });
-        self.synthesized += 1;
-        let message_id = Uuid::from_u128(
-            0x5e9a_15ed_0000_4000_8000_0000_0000_0000 | u128::from(self.synthesized),
-        );
-        let relates = live.header.message_id.clone().unwrap_or_default();
-        let env = Envelope::new(
-            Header::response(action::SIGNAL_RESPONSE, message_id, relates),
-            Body::SignalResponse,
-        );
-        Some(ReplayResponse {
-            status: 200,
-            headers: vec![(
-                "content-type".to_owned(),
-                "application/soap+xml;charset=UTF-8".to_owned(),
-            )],
-            body: env.encode().into_bytes(),
-            delay: None,
-            drop_connection: false,
-        })
+        Some(self.synthesize(live, action::SIGNAL_RESPONSE, Body::SignalResponse, 200))
     }
 
     fn commit(&mut self, at: usize, state: MatchState, live: &Envelope) -> ReplayResponse {
+        self.early_receives = 0;
         self.tolerated.extend(state.tolerated);
         for id in &state.rebound {
             self.finished.remove(id);
