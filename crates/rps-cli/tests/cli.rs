@@ -364,3 +364,138 @@ fn decode_prints_envelopes_and_psrp_messages() {
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(out.contains("error"), "{out}");
 }
+
+fn peer_recording(name: &str) -> PathBuf {
+    let dir = std::env::var_os("RPS_PEER_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peer-fixtures")
+        });
+    assert!(dir.is_dir(), "peer fixtures not found at {}", dir.display());
+    dir.join("jborean93__pypsrp/tests/tests_pypsrp/responses")
+        .join(name)
+}
+
+#[test]
+fn replay_check_passes_and_prints_what_the_recording_says() {
+    let rec = peer_recording("test_psrp_multiple_invocations.yml");
+    let o = rps(&["replay", "--check", rec.to_str().expect("path")]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("PASS"), "{err}");
+    assert!(out.contains("1+1"), "{out}");
+
+    // The same recording with its server's answers changed: the outputs must differ.
+    let text_rec = std::fs::read_to_string(&rec).expect("read");
+    let t = rps_replay::Transcript::from_bytes(text_rec.as_bytes(), "altered").expect("load");
+    let mut t2 = t.clone();
+    // Replace every PIPELINE_OUTPUT `<I32>2</I32>` (base64 inside the streams) by re-encoding
+    // the first Receive response that carries output with a different number.
+    let mut altered = false;
+    for ex in &mut t2.exchanges {
+        if let Some(resp) = &mut ex.response
+            && let Ok(mut env) = rps_wsman::Envelope::decode(resp.body.as_bytes())
+            && let rps_wsman::Body::ReceiveResponse(r) = &mut env.body
+        {
+            for s in &mut r.streams {
+                let needle = b"<I32>2</I32>";
+                if let Some(pos) = s.data.windows(needle.len()).position(|w| w == needle) {
+                    s.data[pos + 5] = b'3';
+                    altered = true;
+                }
+            }
+            resp.body = env.encode();
+        }
+    }
+    assert!(altered, "found an output to alter");
+    let dir = std::env::temp_dir().join(format!("rps-cli-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("altered.yaml");
+    t2.save(&path).expect("save");
+    // Replay compares against the (altered) recording itself, so it still passes: the
+    // recording is the truth. Instead check the recorded outputs are printed as altered.
+    let o = rps(&["replay", "--check", path.to_str().expect("path")]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains('3') && !out.lines().any(|l| l.trim() == "2"),
+        "{out}"
+    );
+}
+
+#[test]
+fn serve_fake_exchange_prints_its_url_first() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("rps-cli-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token = dir.join("token");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args([
+            "serve",
+            "--fake-exchange",
+            "--mailboxes",
+            "4",
+            "--token-file",
+            token.to_str().expect("path"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("read url");
+    let url: url::Url = first.trim().parse().expect("first line is a URL");
+    assert!(
+        url.path().eq_ignore_ascii_case("/powershell-liveid"),
+        "{url}"
+    );
+    // The token file is written right after the URL; wait for it.
+    for _ in 0..100 {
+        if std::fs::metadata(&token).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let jwt = std::fs::read_to_string(&token).expect("token");
+    let claims = rps_session::jwt::Jwt::decode(&jwt).expect("jwt");
+    let tid = claims.claims().tid.clone().expect("tid");
+    let base = format!(
+        "http://{}:{}",
+        url.host_str().expect("host"),
+        url.port().expect("port")
+    );
+    let o = rps(&[
+        "exo",
+        "--tenant-id",
+        &tid,
+        "--uri",
+        &base,
+        "--insecure-http",
+        "--access-token-file",
+        token.to_str().expect("path"),
+        "-o",
+        "csv",
+        "--property",
+        "Name,Alias",
+        "--",
+        "Get-Mailbox",
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1 + 4, "{out}");
+    assert!(
+        lines[0].contains("Name") && lines[0].contains("Alias"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_fault_spec_is_a_usage_error() {
+    let o = rps(&["serve", "--fake-exchange", "--faults", "explode=1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
