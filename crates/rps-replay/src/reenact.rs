@@ -530,14 +530,12 @@ impl Scenario {
                     if let Some(cs) = &r.command_state
                         && cs.is_done()
                         && let Some(cid) = cs.command_id.as_deref().and_then(parse_uuid_urn)
-                    {
-                        if let Some(p) = by_command
+                        && let Some(p) = by_command
                             .get(&cid)
                             .and_then(|p| sc.expected.pipelines.get_mut(*p))
-                            && p.state.is_none()
-                        {
-                            p.state = Some(PsInvocationState::Completed);
-                        }
+                        && p.state.is_none()
+                    {
+                        p.state = Some(PsInvocationState::Completed);
                     }
                 }
                 Body::DeleteResponse | Body::Empty if matches!(env.body, Body::Delete) => {
@@ -609,7 +607,8 @@ pub struct Report {
     pub pool_states: Vec<RunspacePoolState>,
     /// Differences in results (outputs, records, states), one line each.
     pub diffs: Vec<String>,
-    /// Recorded operations the client does not perform (the check was not run when any).
+    /// Recorded operations the client does not perform (in memory, the check stops at the
+    /// first; over loopback it is not run).
     pub unsupported: Vec<Unsupported>,
     /// Errors the client reported (a recorded fault is expected to produce one).
     pub client_errors: Vec<String>,
@@ -795,7 +794,8 @@ fn live_uuid(kind: u8, n: usize) -> Uuid {
 }
 
 /// Drives the sans-IO session machine through `transcript` against a [`Replayer`], in
-/// memory. Stops at the first mismatch.
+/// memory. Stops at the first mismatch, or at the first recorded operation the client does
+/// not perform ([`Report::unsupported`]; the exchanges before it are still checked).
 pub fn check_in_memory(transcript: &Transcript) -> Result<Report, ReenactError> {
     let scenario = Scenario::from_transcript(transcript)?;
     Ok(check_scenario_in_memory(&scenario, transcript))
@@ -805,10 +805,9 @@ pub fn check_in_memory(transcript: &Transcript) -> Result<Report, ReenactError> 
 /// transcript, or edited) while the replayer serves `transcript`: shows how a recording
 /// differs from what a client does.
 pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) -> Report {
-    let mut report = Report::empty(&scenario, Mode::InMemory, transcript.exchanges.len());
-    if !scenario.unsupported.is_empty() {
-        return report;
-    }
+    let mut report = Report::empty(scenario, Mode::InMemory, transcript.exchanges.len());
+    // With an unsupported operation, re-enact what comes before it.
+    let stop_at = scenario.unsupported.first().map(|u| u.exchange);
     let mut replayer = Replayer::new(transcript.clone());
     let mut config = SessionConfig::new(scenario.to.clone(), &scenario.configuration);
     config.resource_uri = scenario.resource_uri.clone();
@@ -837,6 +836,9 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
     let mut next_step = 0;
     let mut guard = 0usize;
     loop {
+        if stop_at.is_some_and(|at| replayer.position() >= at) {
+            break;
+        }
         guard += 1;
         if guard > 100_000 {
             report
@@ -973,14 +975,14 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
             }
         }
     }
-    finish(&scenario, &replayer, &actual, &mut report);
+    finish(scenario, &replayer, &actual, &mut report);
     report
 }
 
 fn finish(scenario: &Scenario, replayer: &Replayer, actual: &Actual, report: &mut Report) {
     report.matched = replayer.matched();
     report.tolerated = replayer.tolerated().to_vec();
-    if report.mismatches.is_empty() && !replayer.is_finished() {
+    if report.mismatches.is_empty() && report.unsupported.is_empty() && !replayer.is_finished() {
         let at = replayer.position();
         let next = replayer
             .transcript()

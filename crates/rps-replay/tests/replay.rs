@@ -453,3 +453,52 @@ fn loopback_every_reenactable_recording_passes() {
     }
     assert_eq!(passed, 22);
 }
+
+#[test]
+fn value_comparison_is_semantic_not_bytewise() {
+    use rps_psrp::clixml::from_slice;
+    use rps_replay::replayer::diff_values;
+    let parse = |s: &str| from_slice(s.as_bytes()).expect("clixml");
+    let apartment = |ty: &str, text: &str, n: i32| {
+        parse(&format!(
+            "<Obj RefId=\"0\"><TN RefId=\"0\"><T>{ty}</T><T>System.Enum</T><T>System.ValueType</T>\
+             <T>System.Object</T></TN><ToString>{text}</ToString><I32>{n}</I32></Obj>"
+        ))
+    };
+    // Enums: the value counts, not the type name or ToString.
+    let pypsrp = apartment(
+        "System.Management.Automation.Runspaces.ApartmentState",
+        "UNKNOWN",
+        2,
+    );
+    let ours = apartment("System.Threading.ApartmentState", "Unknown", 2);
+    assert_eq!(diff_values(&pypsrp, &ours), None);
+    let other = apartment("System.Threading.ApartmentState", "MTA", 1);
+    assert_eq!(
+        diff_values(&pypsrp, &other),
+        Some((".<value>".to_owned(), "2".to_owned(), "1".to_owned()))
+    );
+    // Property order, reference ids and a missing-vs-Nil property don't matter.
+    let a = parse(r#"<Obj RefId="0"><MS><S N="a">x</S><S N="b">y</S><Nil N="c"/></MS></Obj>"#);
+    let b = parse(r#"<Obj RefId="7"><MS><S N="b">y</S><S N="a">x</S></MS></Obj>"#);
+    assert_eq!(diff_values(&a, &b), None);
+    // A changed property is named.
+    let c = parse(r#"<Obj RefId="0"><MS><S N="a">x</S><S N="b">z</S></MS></Obj>"#);
+    let (path, expected, found) = diff_values(&a, &c).expect("differs");
+    assert_eq!(path, ".b");
+    assert!(expected.contains('y') && found.contains('z'));
+    // Assembly versions inside generic type names don't matter; the type itself does.
+    let list = |v: &str, item: &str| {
+        parse(&format!(
+            "<Obj RefId=\"0\"><TN RefId=\"0\"><T>System.Collections.Generic.List`1[[System.Management.\
+             Automation.PSObject, System.Management.Automation, Version={v}, Culture=neutral, \
+             PublicKeyToken=31bf3856ad364e35]]</T><T>System.Object</T></TN><LST><S>{item}</S></LST></Obj>"
+        ))
+    };
+    assert_eq!(
+        diff_values(&list("1.0.0.0", "a"), &list("3.0.0.0", "a")),
+        None
+    );
+    let (path, _, _) = diff_values(&list("1.0.0.0", "a"), &list("3.0.0.0", "b")).expect("item");
+    assert_eq!(path, "[0]");
+}

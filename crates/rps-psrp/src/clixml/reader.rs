@@ -352,7 +352,7 @@ impl<'a, 'l> Parser<'a, 'l> {
                 offset,
             });
         };
-        if !raw.bytes().any(|c| c == b'&' || c == b'_') {
+        if !contains_either(raw.as_bytes(), b'&', b'_') {
             return Ok(raw.to_owned());
         }
         let xml = self.unescape_attr(raw)?;
@@ -456,13 +456,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     fn string(&mut self, empty: bool, element: &str, offset: u64) -> Result<String> {
         let text = self.text(empty, element, offset)?;
         // Fast path: nothing to normalise or unescape (one scan, no second copy).
-        let b = text.as_bytes();
-        let special = if b.len() <= 32 {
-            b.iter().any(|&c| c == b'_' || c == b'\r')
-        } else {
-            memchr::memchr2(b'_', b'\r', b).is_some()
-        };
-        if !special {
+        if !contains_either(text.as_bytes(), b'_', b'\r') {
             return Ok(text.into_owned());
         }
         let text = normalize_eol(text);
@@ -898,6 +892,30 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 }
 
+/// Whether `b` holds `x` or `y`, eight bytes at a time (strings here are mostly short, where
+/// memchr's setup costs more than the search).
+#[inline]
+fn contains_either(b: &[u8], x: u8, y: u8) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    if b.len() >= 64 {
+        return memchr::memchr2(x, y, b).is_some();
+    }
+    let (cx, cy) = (LO * u64::from(x), LO * u64::from(y));
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        let (a, d) = (w ^ cx, w ^ cy);
+        // A zero byte in `a` or `d` is a byte equal to `x` or `y`.
+        if ((a.wrapping_sub(LO) & !a) | (d.wrapping_sub(LO) & !d)) & HI != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&c| c == x || c == y)
+}
+
 /// XML end-of-line handling: `\r\n` and a lone `\r` become `\n`.
 fn normalize_eol(text: Cow<'_, str>) -> Cow<'_, str> {
     if !text.contains('\r') {
@@ -912,5 +930,24 @@ fn parse_float(s: &str) -> Option<f64> {
         "-INF" => Some(f64::NEG_INFINITY),
         "NaN" => Some(f64::NAN),
         _ => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_either;
+
+    #[test]
+    fn contains_either_matches_a_plain_scan() {
+        let samples = ["", "a", "abcdefgh", "abcdefg_", "_bcdefgh", "abcdefghijklmno&", "x\ry", "ünïcödé_x"];
+        for s in samples {
+            for pad in 0..70 {
+                let t = format!("{}{s}", "p".repeat(pad));
+                let b = t.as_bytes();
+                let plain = b.iter().any(|&c| c == b'_' || c == b'&' || c == b'\r');
+                let fast = contains_either(b, b'_', b'&') || contains_either(b, b'\r', b'\r');
+                assert_eq!(fast, plain, "{t:?}");
+            }
+        }
     }
 }

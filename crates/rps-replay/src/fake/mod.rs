@@ -1006,6 +1006,14 @@ async fn receive(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Re
                     command_state,
                     extra: Vec::new(),
                 });
+                if target.is_some() && !got.done {
+                    // Generate the next batch while the client digests this one, so a long
+                    // listing streams at the client's pace (one batch ahead, no more).
+                    let shell = shell.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = lock(&shell).fill(target, budget);
+                    });
+                }
                 return soap(200, &reply(env, action::RECEIVE_RESPONSE, body));
             }
         }
