@@ -66,3 +66,4 @@ pub fn pypsrp_recordings() -> Vec<PathBuf> {
         })
         .collect()
 }
+pub mod oracles;

@@ -275,6 +275,21 @@ fn ratios(bytes: &[u8], values: &[Value]) {
     let (mut tok, mut dec, mut enc) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut round_ratios = Vec::with_capacity(rounds);
     let mut out = String::with_capacity(bytes.len() + 1024);
+    // `RPS_BENCH_ONLY=tokenize|decode|encode` runs just that phase `rounds` times (for
+    // `perf stat -e cycles:u`, which a busy machine does not skew the way it skews wall time).
+    if let Ok(only) = std::env::var("RPS_BENCH_ONLY") {
+        for _ in 0..rounds {
+            match only.as_str() {
+                "tokenize" => drop(black_box(tokenize(black_box(bytes)))),
+                "decode" => drop(black_box(clixml::document_from_slice(black_box(bytes)))),
+                _ => {
+                    out.clear();
+                    clixml::write_document_into(&mut out, black_box(values));
+                }
+            }
+        }
+        return;
+    }
     for _ in 0..rounds {
         let t = Instant::now();
         black_box(tokenize(black_box(bytes)));
