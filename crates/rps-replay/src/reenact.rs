@@ -37,7 +37,6 @@ use uuid::Uuid;
 
 use crate::replayer::{
     GuidOrder, Mismatch, ReplayResponse, Replayer, Tolerated, detect_guid_order, diff_values,
-    render_value,
 };
 use crate::transcript::Transcript;
 
@@ -249,14 +248,11 @@ pub fn display_value(v: &Value) -> String {
         Value::Nil => String::new(),
         Value::Object(o) => match &o.to_string {
             Some(s) => s.clone(),
-            None => {
-                serde_json::to_string(&clixml::json::to_json(v)).unwrap_or_else(|_| render_value(v))
-            }
+            None => clixml::json::to_json(v).to_string(),
         },
-        other => match serde_json::to_value(clixml::json::to_json(other)) {
-            Ok(serde_json::Value::String(s)) => s,
-            Ok(j) => j.to_string(),
-            Err(_) => render_value(other),
+        other => match clixml::json::to_json(other) {
+            serde_json::Value::String(s) => s,
+            j => j.to_string(),
         },
     }
 }

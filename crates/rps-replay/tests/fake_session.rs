@@ -355,3 +355,59 @@ async fn stop_a_long_listing_and_progress() {
     pool.close().await.unwrap();
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_views_micro_delay_and_plain_basic() {
+    let fake = FakeExchange::builder()
+        .redirect(false)
+        .mailboxes(4)
+        .micro_delay(1.0)
+        .basic_user("admin@contoso.com", "P@ssw0rd")
+        .start()
+        .await
+        .unwrap();
+    let endpoint = rps_session::http::Endpoint {
+        url: fake.basic_url().parse().unwrap(),
+        configuration: "Microsoft.Exchange".into(),
+        allow_redirection: false,
+    };
+    let mut options = rps_session::ConnectOptions::new(
+        endpoint,
+        Some(rps_session::http::Credentials::basic(
+            "admin@contoso.com",
+            "P@ssw0rd",
+        )),
+    );
+    options.allow_insecure_http = true;
+    let pool = RunspacePool::connect(options).await.expect("plain Basic");
+    for (cmd, tn) in [
+        (
+            "Get-CASMailbox",
+            "Deserialized.Microsoft.Exchange.Data.Directory.Management.CASMailbox",
+        ),
+        (
+            "Get-User",
+            "Deserialized.Microsoft.Exchange.Data.Directory.Management.User",
+        ),
+        (
+            "Get-MailboxStatistics",
+            "Deserialized.Microsoft.Exchange.Management.MapiTasks.Presentation.MailboxStatistics",
+        ),
+    ] {
+        let r = run(&pool, Command::new(cmd)).await;
+        assert_eq!(r.output.len(), 4, "{cmd}");
+        assert_eq!(type_names(&r.output[0])[0], tn);
+        let warning = r
+            .records
+            .iter()
+            .find(|(k, _)| *k == RecordKind::Warning)
+            .expect("micro delay warning");
+        let text = warning.1.as_object().unwrap().to_string.clone().unwrap();
+        assert!(
+            text.starts_with("Micro delay applied. Actual delayed: "),
+            "{text}"
+        );
+    }
+    pool.close().await.unwrap();
+    fake.shutdown().await;
+}

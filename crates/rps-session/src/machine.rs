@@ -19,7 +19,11 @@
 //!    work; the loop carries it out.
 //!
 //! Only one request is in flight at a time: [`Session::poll_request`] returns `None` until
-//! the answer to the previous one has been handled.
+//! the answer to the previous one has been handled. The one exception is a stop: while a
+//! request (typically a Receive long-poll) is in flight, [`Session::poll_signal`] hands out
+//! one extra Signal so the driver can send it at once on a second connection, and
+//! [`Session::handle_signal_response`] takes its answer. A stop thus never waits for the
+//! long-poll to return.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -198,6 +202,40 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// The WS-Man operation that failed (`Create`, `Receive`, `Command`, `Send`, `Signal`,
+    /// `Delete`), when the error came from one.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            SessionError::Fault { operation, .. }
+            | SessionError::Http { operation, .. }
+            | SessionError::Envelope { operation, .. }
+            | SessionError::Unexpected { operation, .. }
+            | SessionError::Transport { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an HTTP-level refusal, or of the response that carried a fault
+    /// (`None` for faults: their status is always 500 on WinRM).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            SessionError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when the server no longer knows the shell (deleted, expired or never created):
+    /// WS-Man's `InvalidSelectors` fault.
+    pub fn is_shell_gone(&self) -> bool {
+        match self {
+            SessionError::Fault { fault, .. } => {
+                fault.is_invalid_selectors()
+                    || fault.wsman_code() == Some(INVALID_SELECTORS_CODE)
+            }
+            _ => false,
+        }
+    }
+
     /// True for Exchange's throttle: too many concurrent runspaces for the user.
     pub fn is_max_concurrency(&self) -> bool {
         match self {
@@ -207,6 +245,9 @@ impl SessionError {
         }
     }
 }
+
+/// `ERROR_WSMAN_INVALID_SELECTORS`: the shell named in the request does not exist.
+const INVALID_SELECTORS_CODE: u32 = 2_150_858_843;
 
 fn fault_text(f: &Fault) -> String {
     let msg = f.message().or(f.reason.as_deref()).unwrap_or("SOAP fault");
@@ -323,6 +364,12 @@ pub struct Session {
     pool: RunspacePool,
     phase: Phase,
     in_flight: Option<Operation>,
+    /// The extra stop Signal sent beside the request in flight.
+    signal_in_flight: Option<Uuid>,
+    /// The Create succeeded, so the shell exists on the server until deleted.
+    created: bool,
+    /// Set by [`Session::abandon`]: send nothing but the Delete.
+    abandoned: bool,
     pipelines: HashMap<Uuid, PipeSlot>,
     order: VecDeque<Uuid>,
     events: VecDeque<SessionEvent>,
@@ -362,6 +409,9 @@ impl Session {
             pool,
             phase: Phase::New,
             in_flight: None,
+            signal_in_flight: None,
+            created: false,
+            abandoned: false,
             pipelines: HashMap::new(),
             order: VecDeque::new(),
             events: VecDeque::new(),
@@ -397,6 +447,57 @@ impl Session {
     /// True when a request is in flight.
     pub fn is_waiting(&self) -> bool {
         self.in_flight.is_some()
+    }
+
+    /// True when the extra stop Signal of [`Session::poll_signal`] is in flight.
+    pub fn is_signalling(&self) -> bool {
+        self.signal_in_flight.is_some()
+    }
+
+    /// True once the server created the shell and until it is deleted: the shell must be
+    /// deleted (see [`Session::abandon`]) before the session is dropped.
+    pub fn shell_exists(&self) -> bool {
+        self.created && self.phase != Phase::Closed
+    }
+
+    /// True while the session can still run pipelines or be closed (not Closed or Failed).
+    pub fn is_alive(&self) -> bool {
+        !matches!(self.phase, Phase::Closed | Phase::Failed)
+    }
+
+    /// Pipelines started and not finished, in start order.
+    pub fn running_pipelines(&self) -> Vec<Uuid> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|id| self.pipelines.get(id).is_some_and(|p| !p.finished))
+            .collect()
+    }
+
+    /// True when pipeline `pipeline_id` has been sent to the server in a Command.
+    pub fn is_commanded(&self, pipeline_id: Uuid) -> bool {
+        self.pipelines
+            .get(&pipeline_id)
+            .is_some_and(|p| p.commanded)
+    }
+
+    /// Gives up on the session after an error (or a refusal to wait any longer): every
+    /// pipeline is considered finished without telling the server, and, when the shell
+    /// exists, the next [`Session::poll_request`] is its Delete. Events of pipelines that
+    /// were running are not produced; the caller reports its own error to them.
+    pub fn abandon(&mut self) {
+        for slot in self.pipelines.values_mut() {
+            slot.finished = true;
+            slot.stop_requested = false;
+            slot.terminate_sent = true;
+        }
+        // Undelivered PSRP data (inputs, host replies) would only go to a doomed shell.
+        self.abandoned = true;
+        if self.created && self.phase != Phase::Closed {
+            self.phase = Phase::Closing;
+        } else {
+            self.phase = Phase::Closed;
+        }
     }
 
     /// True when no pipeline is running and nothing is queued for the server.
@@ -561,9 +662,13 @@ impl Session {
     }
 
     fn request(&mut self, operation: Operation, header: Header, body: Body) -> WsmanRequest {
+        self.in_flight = Some(operation);
+        Self::build(operation, header, body)
+    }
+
+    fn build(operation: Operation, header: Header, body: Body) -> WsmanRequest {
         let message_id = header.message_uuid().unwrap_or_default();
         let env = Envelope::new(header, body);
-        self.in_flight = Some(operation);
         WsmanRequest {
             operation,
             message_id,
@@ -630,7 +735,7 @@ impl Session {
             }
         }
         // Queued PSRP data: CREATE_PIPELINE goes in a Command, the rest in Sends.
-        if self.pool.has_data_to_send() {
+        if !self.abandoned && self.pool.has_data_to_send() {
             let budget = self.budget("stdin", Some(self.shell_id));
             if let Some(out) = self.pool.data_to_send(budget)? {
                 let pid = out.target.pipeline_id;
@@ -685,7 +790,7 @@ impl Session {
                         body,
                     )));
                 }
-                if self.phase == Phase::Closing {
+                if self.phase == Phase::Closing && self.signal_in_flight.is_none() {
                     let header = self.shell_header(action::DELETE);
                     return Ok(Some(self.request(Operation::Delete, header, Body::Delete)));
                 }
@@ -693,6 +798,76 @@ impl Session {
             _ => {}
         }
         Ok(None)
+    }
+
+    /// A stop Signal to send now, beside the request in flight, on another connection.
+    ///
+    /// `None` unless a request is in flight, no other extra Signal is, and a running
+    /// pipeline that the server knows (its Command was answered or is in flight) has a stop
+    /// pending. Answer with [`Session::handle_signal_response`] or
+    /// [`Session::handle_signal_transport_error`]. When nothing is in flight the stop goes
+    /// out through [`Session::poll_request`] instead.
+    pub fn poll_signal(&mut self) -> Option<WsmanRequest> {
+        if self.signal_in_flight.is_some()
+            || !matches!(self.in_flight, Some(Operation::Receive(_)))
+            || !matches!(self.phase, Phase::Opened | Phase::Closing)
+        {
+            return None;
+        }
+        let pid = self.order.iter().copied().find(|id| {
+            self.pipelines
+                .get(id)
+                .is_some_and(|p| p.commanded && p.stop_requested && !p.stop_sent && !p.finished)
+        })?;
+        if let Some(slot) = self.pipelines.get_mut(&pid) {
+            slot.stop_sent = true;
+        }
+        self.signal_in_flight = Some(pid);
+        let header = self.shell_header(action::SIGNAL);
+        let body = Body::signal(Some(self.command_id(pid)), signal::PS_CTRL_C);
+        Some(Self::build(Operation::Signal(pid), header, body))
+    }
+
+    /// Handles the answer to the extra Signal of [`Session::poll_signal`]. A fault is not an
+    /// error (the pipeline may have finished first); an HTTP error is returned but leaves
+    /// the session as it was: the pipeline's Receive carries on.
+    pub fn handle_signal_response(&mut self, status: u16, body: &[u8]) -> Result<(), SessionError> {
+        let Some(pid) = self.signal_in_flight.take() else {
+            return Err(SessionError::State {
+                action: "handle a signal response",
+                state: "not signalling",
+            });
+        };
+        match Envelope::decode(body) {
+            Ok(env) if matches!(env.body, Body::Fault(_) | Body::SignalResponse) => Ok(()),
+            Ok(env) => Err(SessionError::Unexpected {
+                operation: Operation::Signal(pid).name(),
+                found: env.header.action.unwrap_or_else(|| "no action".to_owned()),
+            }),
+            Err(_) if status == 200 => Ok(()),
+            Err(_) => Err(SessionError::Http {
+                operation: Operation::Signal(pid).name(),
+                status,
+                text: String::from_utf8_lossy(&body[..body.len().min(512)])
+                    .trim()
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// Handles a transport failure of the extra Signal: the stop is queued again, to go out
+    /// through [`Session::poll_request`] once the request in flight has been answered.
+    pub fn handle_signal_transport_error(&mut self, message: &str) -> SessionError {
+        let pid = self.signal_in_flight.take();
+        if let Some(slot) = pid.and_then(|p| self.pipelines.get_mut(&p))
+            && !slot.finished
+        {
+            slot.stop_sent = false;
+        }
+        SessionError::Transport {
+            operation: "Signal",
+            message: message.to_owned(),
+        }
     }
 
     /// Handles the HTTP status and body that answered the request in flight.
@@ -705,6 +880,21 @@ impl Session {
         };
         let result = self.handle(op, status, body);
         if let Err(e) = &result {
+            if e.is_shell_gone() && op != Operation::Delete {
+                // The server deleted the shell (or lost it): nothing can run on it any more.
+                self.created = false;
+                self.phase = Phase::Failed;
+                for (pid, slot) in self.pipelines.iter_mut() {
+                    if !slot.finished {
+                        slot.finished = true;
+                        self.events.push_back(SessionEvent::PipelineError {
+                            pipeline_id: *pid,
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                return result;
+            }
             self.fail(op, e);
         }
         result
@@ -804,6 +994,7 @@ impl Session {
                     self.shell_id = id;
                 }
                 self.phase = Phase::Opening;
+                self.created = true;
                 Ok(())
             }
             (Operation::Receive(pid), Body::ReceiveResponse(resp)) => {

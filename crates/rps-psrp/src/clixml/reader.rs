@@ -939,7 +939,16 @@ mod tests {
 
     #[test]
     fn contains_either_matches_a_plain_scan() {
-        let samples = ["", "a", "abcdefgh", "abcdefg_", "_bcdefgh", "abcdefghijklmno&", "x\ry", "ünïcödé_x"];
+        let samples = [
+            "",
+            "a",
+            "abcdefgh",
+            "abcdefg_",
+            "_bcdefgh",
+            "abcdefghijklmno&",
+            "x\ry",
+            "ünïcödé_x",
+        ];
         for s in samples {
             for pad in 0..70 {
                 let t = format!("{}{s}", "p".repeat(pad));

@@ -928,7 +928,10 @@ async fn create(
     if set_cookie {
         resp = resp.with_header(
             "Set-Cookie",
-            format!("MS-WSMAN={cookie}; path=/powershell-liveid; HttpOnly"),
+            format!(
+                "MS-WSMAN={cookie}; path={}; HttpOnly",
+                req.path().trim_end_matches('/').to_ascii_lowercase()
+            ),
         );
     }
     resp
