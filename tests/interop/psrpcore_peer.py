@@ -13,9 +13,10 @@ Modes (argv[1]):
   write          stdout: the CLIXML document psrpcore serializes for the value table in
                  `write_table()` (the Rust test holds the expected values).
   server         a psrpcore ServerRunspacePool speaking the line protocol below.
-  client RPID PID
+  client RPID PID single|multi
                  a psrpcore ClientRunspacePool (id RPID) that opens the pool, runs one
-                 pipeline (id PID) with input, and reports what it received.
+                 pipeline (id PID) with input, and reports what it received; "multi" adds
+                 a second statement to the pipeline.
 
 Line protocol (server and client), one command per stdin line:
 
@@ -275,10 +276,9 @@ def run_server():
         elif word == "DATA":
             pool.receive_data(psrpcore.PSRPPayload(base64.b64decode(arg), psrpcore.StreamType.default, None))
         elif word == "SYNC":
-            canon = Canon()
             events = []
             while (event := pool.next_event()) is not None:
-                events.append(describe(event, canon))
+                events.append(describe(event, Canon()))  # one message, one RefId scope
                 pipeline = pool.pipeline_table.get(event.pipeline_id) if event.pipeline_id else None
                 if isinstance(event, psrpcore.CreatePipelineEvent):
                     inputs[event.pipeline_id] = []
@@ -294,10 +294,11 @@ def run_server():
             print("END", flush=True)
 
 
-def run_client(rpid, pid):
+def run_client(rpid, pid, multi):
     """Opens the pool; once Opened, runs
-    `Get-Thing -Name alpha -Count 3 -Force:$true 'pos' | Select-Thing -First 1; Out-Thing`
-    with two input objects (the string "in1" and the Int32 2)."""
+    `Get-Thing -Name alpha -Count 3 -Force:$true 'pos' | Select-Thing -First 1`
+    (then `; Out-Thing` when `multi`) with two input objects (the string "in1" and the
+    Int32 2)."""
     pool = psrpcore.ClientRunspacePool(runspace_pool_id=uuid.UUID(rpid))
     started = False
     for line in sys.stdin:
@@ -305,20 +306,20 @@ def run_client(rpid, pid):
         if word == "DATA":
             pool.receive_data(psrpcore.PSRPPayload(base64.b64decode(arg), psrpcore.StreamType.default, None))
         elif word == "SYNC":
-            canon = Canon()
             events = []
             if pool.state == T.RunspacePoolState.BeforeOpen:
                 pool.open()
             while (event := pool.next_event()) is not None:
-                events.append(describe(event, canon))
+                events.append(describe(event, Canon()))  # one message, one RefId scope
             if pool.state == T.RunspacePoolState.Opened and not started:
                 started = True
                 ps = psrpcore.ClientPowerShell(pool, no_input=False, pipeline_id=uuid.UUID(pid))
                 ps.add_command("Get-Thing").add_parameter("Name", "alpha").add_parameter("Count", 3)
                 ps.add_parameter("Force", True).add_argument("pos")
                 ps.add_command("Select-Thing").add_parameter("First", 1)
-                ps.add_statement()
-                ps.add_command("Out-Thing")
+                if multi:
+                    ps.add_statement()
+                    ps.add_command("Out-Thing")
                 ps.start()
                 ps.send("in1")
                 ps.send(2)
@@ -344,7 +345,7 @@ def main():
     elif mode == "server":
         run_server()
     elif mode == "client":
-        run_client(sys.argv[2], sys.argv[3])
+        run_client(sys.argv[2], sys.argv[3], sys.argv[4] == "multi")
     else:
         sys.exit(f"unknown mode {mode!r}")
 

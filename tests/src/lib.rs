@@ -67,3 +67,4 @@ pub fn pypsrp_recordings() -> Vec<PathBuf> {
         .collect()
 }
 pub mod oracles;
+pub mod negative;

@@ -53,7 +53,11 @@ fn verify(w: &Workload) -> Vec<Value> {
         .map(|c| rps_psrp::fragment::FragmentReader::new(c.clone()).count())
         .sum();
     let message_bytes: usize = msgs.iter().map(|m| m.data.len() + 40).sum();
-    assert_eq!(message_bytes + 21 * fragments, w.frag.len(), "byte accounting");
+    assert_eq!(
+        message_bytes + 21 * fragments,
+        w.frag.len(),
+        "byte accounting"
+    );
 
     let received = perf_support::receive(&w.chunks);
     check_all(&received, w.n);
@@ -61,12 +65,19 @@ fn verify(w: &Workload) -> Vec<Value> {
     // Encoding round-trips to the same values.
     let encoded = clixml::write_document(&values);
     let again = clixml::document_from_slice(encoded.as_bytes()).expect("re-decodes");
-    assert!(again == values, "encode/decode round trip changed the values");
+    assert!(
+        again == values,
+        "encode/decode round trip changed the values"
+    );
 
     // JSON carries the same properties.
     let mut jsonl = Vec::new();
     perf_support::to_jsonl(&values[..values.len().min(50)], &mut jsonl);
-    for (i, line) in jsonl.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in jsonl
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         let j: serde_json::Value = serde_json::from_slice(line).expect("valid JSON");
         assert_eq!(
             j["CustomAttribute1"],

@@ -105,7 +105,12 @@ fn main() {
             n,
             format!("{} ({events} events)", w.clixml_source),
         );
-        let mut decode = Case::new("deserialize_clixml", w.clixml.len(), n, w.clixml_source.clone());
+        let mut decode = Case::new(
+            "deserialize_clixml",
+            w.clixml.len(),
+            n,
+            w.clixml_source.clone(),
+        );
         let mut encode = Case::new(
             "serialize_clixml",
             w.clixml.len(),
@@ -121,9 +126,13 @@ fn main() {
                 dst.copy_from_slice(black_box(&w.frag));
                 dst[dst.len() / 2]
             });
-            let m = time(&mut defrag, || perf_support::defrag_messages(black_box(&w.chunks)));
+            let m = time(&mut defrag, || {
+                perf_support::defrag_messages(black_box(&w.chunks))
+            });
             drop(m);
-            time(&mut tokenize, || perf_support::tokenize(black_box(&w.clixml)));
+            time(&mut tokenize, || {
+                perf_support::tokenize(black_box(&w.clixml))
+            });
             let v = time(&mut decode, || {
                 clixml::document_from_slice(black_box(&w.clixml)).expect("decodes")
             });
@@ -172,9 +181,13 @@ fn main() {
     }
     println!("rps peak RSS {} MiB", peak_rss_kib() / 1024);
     if let Some(path) = json_out {
-        let doc = serde_json::json!({"label": "rps", "peak_rss_kib": peak_rss_kib(), "results": records});
-        std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json") + "\n")
-            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+        let doc =
+            serde_json::json!({"label": "rps", "peak_rss_kib": peak_rss_kib(), "results": records});
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&doc).expect("json") + "\n",
+        )
+        .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
         println!("written {path}");
     }
 }

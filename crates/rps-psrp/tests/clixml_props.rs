@@ -259,6 +259,18 @@ fn refid_limits() {
         clixml::document_from_slice(doc.as_bytes()).unwrap().len(),
         1000
     );
+
+    // Far and out-of-order ids resolve (kept sparsely, not by growing a vector to millions).
+    let mut doc = String::from(
+        "<Objs><Obj RefId=\"4000000\"><ToString>far</ToString></Obj><Obj RefId=\"1500\"/>",
+    );
+    for i in 0..2000 {
+        doc.push_str(&format!("<Obj RefId=\"{i}\"/>"));
+    }
+    doc.push_str("<Ref RefId=\"4000000\"/><Ref RefId=\"1999\"/></Objs>");
+    let v = clixml::document_from_slice(doc.as_bytes()).unwrap();
+    assert_eq!(v[2002], v[0]);
+    assert_eq!(v[2003], Value::object(Object::default()));
 }
 
 #[test]

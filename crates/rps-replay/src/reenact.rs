@@ -689,7 +689,11 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "  pipeline {i}: {}: outputs {}/{}, state {:?} (recorded {:?})",
-                p.commands, p.output, p.expected_output, p.state, p.expected_state
+                one_line(&p.commands, 100),
+                p.output,
+                p.expected_output,
+                p.state,
+                p.expected_state
             )?;
         }
         writeln!(
@@ -704,6 +708,15 @@ impl fmt::Display for Report {
             writeln!(f, "  client error: {e}")?;
         }
         Ok(())
+    }
+}
+
+/// `text` on one line (whitespace runs collapsed), cut to `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
     }
 }
 

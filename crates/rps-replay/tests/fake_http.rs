@@ -355,3 +355,28 @@ async fn cookie_timeout_and_unknown_shell() {
     assert_eq!(fake.open_shells(), 0);
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_follows_the_injected_clock() {
+    // A fake living in 2035: its own tokens are fresh there, today's are long expired.
+    let future = std::time::UNIX_EPOCH + Duration::from_secs(2_051_222_400);
+    let fake = FakeExchange::builder()
+        .redirect(false)
+        .clock(std::sync::Arc::new(move || future))
+        .start()
+        .await
+        .unwrap();
+    let today = FakeExchange::builder().start().await.unwrap();
+    let url = fake.url();
+    let own = app_auth(&fake, &TokenSpec::app_only());
+    assert_eq!(post(&url, &[("authorization", own)], Vec::new()).await.status, 400);
+    let mut spec = TokenSpec::app_only();
+    spec.tid = Some(fake.tenant_id().to_owned());
+    let stale = basic(
+        &format!("OAuthUser@{}", fake.tenant_id()),
+        &format!("Bearer {}", today.mint_token(&spec)),
+    );
+    assert_eq!(post(&url, &[("authorization", stale)], Vec::new()).await.status, 401);
+    fake.shutdown().await;
+    today.shutdown().await;
+}

@@ -26,11 +26,36 @@
 //! [`HttpClient`]; it is a loop that sends whatever the machine asks for and feeds back the
 //! answers. Handles talk to it over channels, so several pipelines can run on one pool and
 //! several pools at once.
+//!
+//! # Failures
+//!
+//! - Commands (stop, input, close, new pipelines) are applied to the machine while a
+//!   Receive long-poll is in flight; a stop goes out at once as a Signal on a second
+//!   connection, so stopping never waits for the long-poll.
+//! - A Receive that fails in transit (dropped connection, 503) is sent again, up to
+//!   [`RetryPolicy::receive_attempts`] times in a row: the server keeps undelivered output,
+//!   so nothing is lost or repeated.
+//! - A fault on a pipeline's Command, Send or Receive fails that pipeline with a typed
+//!   error naming the operation ([`Error::operation`]); the pool lives on. A fault that
+//!   ends the shell (it was deleted on the server: [`Error::is_shell_gone`]) fails every
+//!   pipeline.
+//! - Creating the shell is retried on Exchange's MaxConcurrency fault and on HTTP 503
+//!   (honouring `Retry-After`) per [`ConnectOptions::retry`].
+//! - With OAuth credentials, a shell is replaced by a new one before the next command when
+//!   the token it was created with is about to expire
+//!   ([`ConnectOptions::token_refresh_margin`]), as the Exchange module's implicit remoting
+//!   does; and when the server answers 401 on a Command, the pool is rebuilt and the
+//!   command sent again. A pipeline that had already produced output when its shell was
+//!   refused ends with [`Error::Unauthorized`], never with silently short output.
+//! - After any fatal error, on close, and when the last handle is dropped, the shell is
+//!   deleted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use rps_psrp::clixml::Value;
 use rps_psrp::event::{HostReply, PendingHostCall, RecordKind};
@@ -45,7 +70,10 @@ use crate::http::{
     ClientError, Credentials, Endpoint, HttpClient, HttpRequest, HttpResponse, RedirectPolicy,
     Transport, TransportConfig, TransportError,
 };
-use crate::machine::{IdSource, Operation, Session, SessionConfig, SessionError, SessionEvent};
+use crate::machine::{
+    IdSource, Operation, Session, SessionConfig, SessionError, SessionEvent, WsmanRequest,
+};
+use crate::token::{Clock, SystemClock};
 
 /// A command with its parameters, for [`RunspacePool::invoke`].
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +144,62 @@ pub struct ConnectOptions {
     pub max_envelope_size: u64,
     /// Sees every HTTP exchange (recording).
     pub observer: Option<Arc<dyn ExchangeObserver>>,
+    /// Retries of the shell's creation and of failed Receives.
+    pub retry: RetryPolicy,
+    /// With OAuth credentials: replace the shell by a new one before the next command once
+    /// the token it was created with expires within this margin (`None`: never). Default
+    /// five minutes.
+    pub token_refresh_margin: Option<Duration>,
+    /// The clock token expiry is judged by (default the system clock).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts to create the runspace pool, the first included, when the server refuses
+    /// with Exchange's MaxConcurrency fault or HTTP 503 (1: no retry, the default).
+    pub attempts: u32,
+    /// The delay before the second attempt; it doubles for each further one.
+    pub base_delay: Duration,
+    /// The longest delay, also the cap on a server's `Retry-After`.
+    pub max_delay: Duration,
+    /// Consecutive failed Receives (connection dropped, timed out, HTTP 503) sent again
+    /// before the session is given up (default 8).
+    pub receive_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    /// One creation attempt; 8 Receive attempts; delays from 500 ms to 10 s.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 1,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            receive_attempts: 8,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// `attempts` creation attempts with delays from `base_delay` doubling up to
+    /// `max_delay`.
+    pub fn new(attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
+        RetryPolicy {
+            attempts,
+            base_delay,
+            max_delay,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The delay before attempt `attempt` (2 for the first retry), at least the server's
+    /// `Retry-After`, never more than [`RetryPolicy::max_delay`].
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = attempt.saturating_sub(2).min(20);
+        let backoff = self.base_delay.saturating_mul(1u32 << exp);
+        backoff.max(retry_after.unwrap_or_default()).min(self.max_delay)
+    }
 }
 
 impl ConnectOptions {
@@ -137,6 +221,9 @@ impl ConnectOptions {
             operation_timeout_secs: 20,
             max_envelope_size: 153_600,
             observer: None,
+            retry: RetryPolicy::default(),
+            token_refresh_margin: Some(Duration::from_secs(300)),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -168,12 +255,76 @@ pub enum Error {
     /// The session is gone (closed, or its driver stopped).
     #[error("the session is closed")]
     Closed,
+    /// A WS-Man request could not be exchanged (connect, TLS, timeout, token).
+    #[error("{operation}: {source}")]
+    Request {
+        /// The operation (`Create`, `Receive`, `Command`, `Send`, `Signal`, `Delete`).
+        operation: &'static str,
+        /// The cause.
+        source: ClientError,
+    },
+    /// The session failed, for this pipeline (or close) and every other: the cause.
+    #[error("the session failed: {0}")]
+    SessionFailed(Arc<Error>),
 }
 
 impl Error {
+    fn root(&self) -> &Error {
+        match self {
+            Error::SessionFailed(e) => e.root(),
+            e => e,
+        }
+    }
+
     /// True for Exchange's throttle on concurrent runspaces.
     pub fn is_max_concurrency(&self) -> bool {
-        matches!(self, Error::Session(e) if e.is_max_concurrency())
+        matches!(self.root(), Error::Session(e) if e.is_max_concurrency())
+    }
+
+    /// The WS-Man operation that failed, when known (`Create`, `Receive`, `Command`,
+    /// `Send`, `Signal`, `Delete`).
+    pub fn operation(&self) -> Option<&'static str> {
+        match self.root() {
+            Error::Session(e) => e.operation(),
+            Error::Request { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+
+    /// True when a request got no complete answer within
+    /// [`TransportConfig::request_timeout`] (or the connect timeout).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.root(),
+            Error::Request {
+                source: ClientError::Transport(
+                    TransportError::Timeout { .. } | TransportError::ConnectTimeout { .. }
+                ),
+                ..
+            } | Error::Http(ClientError::Transport(
+                TransportError::Timeout { .. } | TransportError::ConnectTimeout { .. }
+            ))
+        )
+    }
+
+    /// True when the server refused the credentials (HTTP 401, also after a token refresh).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self.root(), Error::Unauthorized { .. })
+    }
+
+    /// True when the server no longer knows the shell (it was deleted or expired there).
+    pub fn is_shell_gone(&self) -> bool {
+        matches!(self.root(), Error::Session(e) if e.is_shell_gone())
+    }
+
+    /// The HTTP status the server refused with, when the refusal was an HTTP status (e.g.
+    /// 503) rather than a SOAP fault.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.root() {
+            Error::Session(e) => e.http_status(),
+            Error::Unauthorized { .. } => Some(401),
+            _ => None,
+        }
     }
 }
 
@@ -229,6 +380,7 @@ impl PipelineResult {
     }
 }
 
+#[derive(Clone)]
 enum Request {
     Pipeline(Box<CreatePipeline>),
     Metadata(GetCommandMetadata),
@@ -252,7 +404,7 @@ enum Cmd {
 #[derive(Debug)]
 pub struct RunspacePool {
     tx: mpsc::UnboundedSender<Cmd>,
-    shell_id: Uuid,
+    shell_id: Arc<Mutex<Uuid>>,
     protocol_version: String,
 }
 
@@ -274,15 +426,15 @@ impl IdSource for RandomIds {
 
 impl RunspacePool {
     /// Connects: creates the shell (following a redirect when allowed), opens the pool and
-    /// waits until it is Opened.
+    /// waits until it is Opened. The creation is retried per [`ConnectOptions::retry`].
     pub async fn connect(options: ConnectOptions) -> Result<RunspacePool, Error> {
-        let transport = Transport::new(options.transport)?;
+        let transport = Transport::new(options.transport.clone())?;
         let policy = if options.endpoint.allow_redirection {
             RedirectPolicy::follow()
         } else {
             RedirectPolicy::none()
         };
-        let http = HttpClient::new(transport, options.credentials)
+        let http = HttpClient::new(transport, options.credentials.clone())
             .with_redirect_policy(policy)
             .allow_insecure_http(options.allow_insecure_http);
         let mut config = SessionConfig::new(
@@ -293,20 +445,35 @@ impl RunspacePool {
         config.operation_timeout_secs = options.operation_timeout_secs;
         config.max_envelope_size = options.max_envelope_size;
         config.session_id = Some(Uuid::new_v4());
-        let shell_id = Uuid::new_v4();
-        let mut session = Session::new(config, shell_id, Box::new(RandomIds));
+        let mut session = Session::new(config.clone(), Uuid::new_v4(), Box::new(RandomIds));
         session.open()?;
+        let shell_id = Arc::new(Mutex::new(session.shell_id()));
         let mut driver = Driver {
-            session,
             http,
-            observer: options.observer,
-            url: options.endpoint.url,
-            pipelines: HashMap::new(),
-            closers: Vec::new(),
+            signal_http: None,
+            transport_config: options.transport,
+            credentials: options.credentials,
+            allow_insecure_http: options.allow_insecure_http,
+            st: State {
+                session,
+                template: config,
+                observer: options.observer,
+                url: options.endpoint.url.clone(),
+                start_url: options.endpoint.url,
+                pipelines: HashMap::new(),
+                closers: Vec::new(),
+                pending: VecDeque::new(),
+                typed: HashMap::new(),
+                retry: options.retry,
+                margin: options.token_refresh_margin,
+                clock: options.clock,
+                shell_expiry: None,
+                retry_after: None,
+                shell_id: shell_id.clone(),
+                rebuild: false,
+            },
         };
-        // Open synchronously: run the loop until the pool is Opened (or fails).
-        let protocol_version = driver.open().await?;
-        let shell_id = driver.session.shell_id();
+        let protocol_version = driver.connect_with_retries().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(driver.run(rx));
         Ok(RunspacePool {
@@ -316,9 +483,9 @@ impl RunspacePool {
         })
     }
 
-    /// The WS-Man ShellId.
+    /// The WS-Man ShellId (it changes when the pool is rebuilt after a token expired).
     pub fn shell_id(&self) -> Uuid {
-        self.shell_id
+        *self.shell_id.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The negotiated PSRP protocol version.
@@ -459,74 +626,71 @@ impl futures_core::Stream for Pipeline {
     }
 }
 
-/// The driver: the boring loop around the machine.
-struct Driver {
-    session: Session,
-    http: HttpClient,
-    observer: Option<Arc<dyn ExchangeObserver>>,
-    url: url::Url,
-    pipelines: HashMap<Uuid, mpsc::UnboundedSender<Result<PipelineEvent, Error>>>,
-    closers: Vec<oneshot::Sender<Result<(), Error>>>,
+type Listener = mpsc::UnboundedSender<Result<PipelineEvent, Error>>;
+
+/// An HTTP exchange in flight; the signal connection's owns its client and hands it back.
+type SendFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The answer to a Signal sent on the second connection, with that connection's client.
+type SignalOutcome = (HttpClient, Result<HttpResponse, ClientError>);
+
+/// A pipeline the driver delivers events to.
+struct Piped {
+    tx: Listener,
+    /// Kept to start the pipeline again on a rebuilt pool, when the old one never ran it.
+    request: Request,
 }
 
-impl Driver {
-    /// Sends the machine's next request and hands it the answer. `Ok(false)` when the
-    /// machine has nothing to send.
-    async fn step(&mut self) -> Result<bool, Error> {
-        let Some(req) = self.session.poll_request()? else {
-            return Ok(false);
-        };
-        let http_req = HttpRequest::winrm(self.url.clone(), req.body);
-        let sent = if req.operation == Operation::Create {
-            self.http.send_following(http_req.clone()).await
-        } else {
-            self.http.send(http_req.clone()).await
-        };
-        if let Some(obs) = &self.observer {
-            match &sent {
-                Ok(resp) => obs.on_exchange(&http_req, Ok(resp)),
-                Err(e) => obs.on_exchange(&http_req, Err(&e.to_string())),
-            }
-        }
-        let resp = match sent {
-            Ok(resp) => resp,
-            Err(e) => {
-                let msg = e.to_string();
-                let _ = self.session.handle_transport_error(&msg);
-                return Err(e.into());
-            }
-        };
-        if req.operation == Operation::Create && resp.url != self.url {
-            tracing::debug!(
-                host = resp.url.host_str().unwrap_or(""),
-                "session moved after redirect"
-            );
-            self.url = resp.url.clone();
-            self.session.set_endpoint(resp.url.to_string());
-        }
-        if resp.status == 401 {
-            let _ = self.session.handle_transport_error("HTTP 401");
-            return Err(Error::Unauthorized {
-                host: resp.url.host_str().unwrap_or("").to_owned(),
-                hint: "check the user name and the token's audience, roles and expiry (rps token inspect)",
-            });
-        }
-        self.session.handle_response(resp.status, &resp.body)?;
-        Ok(true)
+/// The driver's state beside its HTTP clients (so both can be borrowed at once).
+struct State {
+    session: Session,
+    template: SessionConfig,
+    observer: Option<Arc<dyn ExchangeObserver>>,
+    /// Where requests go (the pod after a redirect).
+    url: url::Url,
+    /// The endpoint as configured, for new shells.
+    start_url: url::Url,
+    pipelines: HashMap<Uuid, Piped>,
+    closers: Vec<oneshot::Sender<Result<(), Error>>>,
+    /// Pipelines to start once the pool has been rebuilt.
+    pending: VecDeque<Uuid>,
+    /// Typed errors that replace the machine's text of a pipeline's failure.
+    typed: HashMap<Uuid, Error>,
+    retry: RetryPolicy,
+    margin: Option<Duration>,
+    clock: Arc<dyn Clock>,
+    /// When the token the shell was created with expires.
+    shell_expiry: Option<SystemTime>,
+    /// The last response's `Retry-After`.
+    retry_after: Option<Duration>,
+    shell_id: Arc<Mutex<Uuid>>,
+    /// Replace the shell by a new one before the next request.
+    rebuild: bool,
+}
+
+impl State {
+    fn new_session(&mut self) -> Result<Session, Error> {
+        self.url = self.start_url.clone();
+        let mut session = Session::new(self.template.clone(), Uuid::new_v4(), Box::new(RandomIds));
+        session.open()?;
+        Ok(session)
     }
 
-    async fn open(&mut self) -> Result<String, Error> {
-        loop {
-            if !self.step().await? {
-                return Err(Error::NotOpened(self.session.pool().state()));
-            }
-            while let Some(ev) = self.session.poll_event() {
-                match ev {
-                    SessionEvent::Opened { protocol_version } => return Ok(protocol_version),
-                    SessionEvent::PoolState { state, .. } => return Err(Error::NotOpened(state)),
-                    _ => {}
-                }
-            }
+    fn token_expiring(&self) -> bool {
+        match (self.margin, self.shell_expiry) {
+            (Some(margin), Some(expiry)) => self
+                .clock
+                .now()
+                .checked_add(margin)
+                .is_none_or(|t| t >= expiry),
+            _ => false,
+        }
+    }
+
+    fn start_pipeline(&mut self, id: Uuid, request: Request) -> Result<(), SessionError> {
+        match request {
+            Request::Pipeline(r) => self.session.invoke(id, *r),
+            Request::Metadata(r) => self.session.get_command_metadata(id, r),
         }
     }
 
@@ -537,14 +701,36 @@ impl Driver {
                 events,
                 done,
             } => {
+                if !self.session.is_alive() {
+                    let _ = done.send(Err(Error::Closed));
+                    return;
+                }
                 let id = Uuid::new_v4();
-                let started = match request {
-                    Request::Pipeline(r) => self.session.invoke(id, *r),
-                    Request::Metadata(r) => self.session.get_command_metadata(id, r),
-                };
-                match started {
+                if self.rebuild
+                    || (self.token_expiring() && self.session.running_pipelines().is_empty())
+                {
+                    // A new shell first: its token is about to expire (or was refused).
+                    self.rebuild = true;
+                    self.pending.push_back(id);
+                    self.pipelines.insert(
+                        id,
+                        Piped {
+                            tx: events,
+                            request,
+                        },
+                    );
+                    let _ = done.send(Ok(id));
+                    return;
+                }
+                match self.start_pipeline(id, request.clone()) {
                     Ok(()) => {
-                        self.pipelines.insert(id, events);
+                        self.pipelines.insert(
+                            id,
+                            Piped {
+                                tx: events,
+                                request,
+                            },
+                        );
                         let _ = done.send(Ok(id));
                     }
                     Err(e) => {
@@ -561,7 +747,15 @@ impl Driver {
                 self.report(id, r);
             }
             Cmd::Stop(id) => {
-                if self.pipelines.contains_key(&id) {
+                if self.pending.contains(&id) {
+                    self.pending.retain(|p| *p != id);
+                    if let Some(p) = self.pipelines.remove(&id) {
+                        let _ = p.tx.send(Ok(PipelineEvent::Finished {
+                            state: PsInvocationState::Stopped,
+                            error_record: None,
+                        }));
+                    }
+                } else if self.pipelines.contains_key(&id) {
                     let _ = self.session.stop(id);
                 }
             }
@@ -573,21 +767,34 @@ impl Driver {
                 }
             }
             Cmd::Close(done) => {
-                self.session.close();
+                self.close_now();
                 self.closers.push(done);
             }
         }
     }
 
+    /// Stops everything and queues the Delete.
+    fn close_now(&mut self) {
+        self.rebuild = false;
+        for id in self.pending.drain(..) {
+            if let Some(p) = self.pipelines.remove(&id) {
+                let _ = p.tx.send(Err(Error::Closed));
+            }
+        }
+        self.session.close();
+    }
+
     fn report(&mut self, id: Uuid, r: Result<(), Error>) {
         if let Err(e) = r
-            && let Some(tx) = self.pipelines.get(&id)
+            && let Some(p) = self.pipelines.get(&id)
         {
-            let _ = tx.send(Err(e));
+            let _ = p.tx.send(Err(e));
         }
     }
 
-    fn dispatch(&mut self) {
+    /// Delivers the machine's events; `quiet` drops pipeline failures (the caller reports
+    /// its own error).
+    fn dispatch(&mut self, quiet: bool) {
         while let Some(ev) = self.session.poll_event() {
             let (id, event) = match ev {
                 SessionEvent::Output { pipeline_id, value } => {
@@ -614,8 +821,8 @@ impl Driver {
                     state,
                     error_record,
                 } => {
-                    if let Some(tx) = self.pipelines.remove(&pipeline_id) {
-                        let _ = tx.send(Ok(PipelineEvent::Finished {
+                    if let Some(p) = self.pipelines.remove(&pipeline_id) {
+                        let _ = p.tx.send(Ok(PipelineEvent::Finished {
                             state,
                             error_record,
                         }));
@@ -626,11 +833,16 @@ impl Driver {
                     pipeline_id,
                     message,
                 } => {
-                    if let Some(tx) = self.pipelines.remove(&pipeline_id) {
-                        let _ = tx.send(Err(Error::Session(SessionError::Transport {
+                    let typed = self.typed.remove(&pipeline_id);
+                    if quiet {
+                        continue;
+                    }
+                    if let Some(p) = self.pipelines.remove(&pipeline_id) {
+                        let e = typed.unwrap_or(Error::Session(SessionError::Transport {
                             operation: "pipeline",
                             message,
-                        })));
+                        }));
+                        let _ = p.tx.send(Err(e));
                     }
                     continue;
                 }
@@ -642,84 +854,457 @@ impl Driver {
                 }
                 _ => continue,
             };
-            if let Some(tx) = self.pipelines.get(&id) {
-                let _ = tx.send(event);
+            if let Some(p) = self.pipelines.get(&id) {
+                let _ = p.tx.send(event);
+            }
+        }
+        self.typed.clear();
+    }
+
+    /// Fails every pipeline and waiting close with `e`, after delivering what arrived.
+    fn fail_all(&mut self, e: Error) {
+        let shared = Arc::new(e);
+        for done in self.closers.drain(..) {
+            let _ = done.send(Err(Error::SessionFailed(shared.clone())));
+        }
+        self.dispatch(true);
+        self.pending.clear();
+        for (_, p) in self.pipelines.drain() {
+            let _ = p.tx.send(Err(Error::SessionFailed(shared.clone())));
+        }
+    }
+
+    /// Takes the answer to the request in flight.
+    fn absorb(
+        &mut self,
+        op: Operation,
+        sent: Result<HttpResponse, ClientError>,
+    ) -> Result<(), Error> {
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(source) => {
+                let _ = self.session.handle_transport_error(&source.to_string());
+                return Err(Error::Request {
+                    operation: op.name(),
+                    source,
+                });
+            }
+        };
+        if op == Operation::Create && resp.url != self.url {
+            tracing::debug!(
+                host = resp.url.host_str().unwrap_or(""),
+                "session moved after redirect"
+            );
+            self.url = resp.url.clone();
+            self.session.set_endpoint(resp.url.to_string());
+        }
+        self.retry_after = resp
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        if resp.status == 401 {
+            let _ = self.session.handle_transport_error("HTTP 401");
+            return Err(Error::Unauthorized {
+                host: resp.url.host_str().unwrap_or("").to_owned(),
+                hint: "check the user name and the token's audience, roles and expiry (rps token inspect)",
+            });
+        }
+        self.session.handle_response(resp.status, &resp.body)?;
+        Ok(())
+    }
+}
+
+/// Sends one WS-Man request with `http` (following redirects for a Create) and shows the
+/// exchange to the observer.
+fn exchange<'a>(
+    http: &'a mut HttpClient,
+    observer: Option<Arc<dyn ExchangeObserver>>,
+    url: url::Url,
+    req: &WsmanRequest,
+) -> SendFuture<'a, Result<HttpResponse, ClientError>> {
+    let follow = req.operation == Operation::Create;
+    let http_req = HttpRequest::winrm(url, req.body.clone());
+    Box::pin(async move {
+        let sent = if follow {
+            http.send_following(http_req.clone()).await
+        } else {
+            http.send(http_req.clone()).await
+        };
+        if let Some(obs) = &observer {
+            match &sent {
+                Ok(resp) => obs.on_exchange(&http_req, Ok(resp)),
+                Err(e) => obs.on_exchange(&http_req, Err(&e.to_string())),
+            }
+        }
+        sent
+    })
+}
+
+async fn wait_signal(f: &mut Option<SendFuture<'static, SignalOutcome>>) -> SignalOutcome {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Wake {
+    Answer(Result<HttpResponse, ClientError>),
+    Signal(SignalOutcome),
+    Command(Option<Cmd>),
+}
+
+/// The driver: the boring loop around the machine.
+struct Driver {
+    http: HttpClient,
+    /// The second connection, for a stop Signal while a Receive is in flight.
+    signal_http: Option<HttpClient>,
+    transport_config: TransportConfig,
+    credentials: Option<Credentials>,
+    allow_insecure_http: bool,
+    st: State,
+}
+
+impl Driver {
+    /// Sends the machine's next request and hands it the answer, one at a time (opening and
+    /// deleting). `Ok(false)` when the machine has nothing to send.
+    async fn step(&mut self) -> Result<bool, Error> {
+        let Some(req) = self.st.session.poll_request()? else {
+            return Ok(false);
+        };
+        let sent = exchange(
+            &mut self.http,
+            self.st.observer.clone(),
+            self.st.url.clone(),
+            &req,
+        )
+        .await;
+        self.st.absorb(req.operation, sent)?;
+        Ok(true)
+    }
+
+    /// Opens the machine's pool: Create, then Receives until it is Opened.
+    async fn open(&mut self) -> Result<String, Error> {
+        self.st.shell_expiry = token_expiry(self.credentials.clone()).await;
+        let mut failures = 0;
+        loop {
+            match self.step().await {
+                Ok(true) => failures = 0,
+                Ok(false) => return Err(Error::NotOpened(self.st.session.pool().state())),
+                Err(e) => {
+                    failures += 1;
+                    let transient = self.st.session.is_alive()
+                        && self.st.session.shell_exists()
+                        && is_transient(&e);
+                    if !transient || failures >= self.st.retry.receive_attempts {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(self.transient_delay(&e, failures)).await;
+                }
+            }
+            while let Some(ev) = self.st.session.poll_event() {
+                match ev {
+                    SessionEvent::Opened { protocol_version } => return Ok(protocol_version),
+                    SessionEvent::PoolState { state, .. } => return Err(Error::NotOpened(state)),
+                    _ => {}
+                }
             }
         }
     }
 
-    fn fail_all(&mut self, e: &Error) {
-        for (_, tx) in self.pipelines.drain() {
-            let _ = tx.send(Err(Error::Session(SessionError::Transport {
-                operation: "session",
-                message: e.to_string(),
-            })));
+    fn transient_delay(&self, e: &Error, failures: u32) -> Duration {
+        if e.http_status() == Some(503) {
+            self.st.retry.delay(failures + 1, self.st.retry_after)
+        } else {
+            Duration::from_millis(20u64.saturating_mul(u64::from(failures)))
         }
-        for done in self.closers.drain(..) {
-            let _ = done.send(Err(Error::Session(SessionError::Transport {
-                operation: "close",
-                message: e.to_string(),
-            })));
+    }
+
+    /// Best effort: deletes the shell, if the server has one, and forgets the session.
+    async fn cleanup(&mut self) {
+        if !self.st.session.shell_exists() {
+            return;
         }
+        self.st.session.abandon();
+        for _ in 0..4 {
+            match self.step().await {
+                Ok(true) if self.st.session.shell_exists() => {}
+                _ => break,
+            }
+        }
+    }
+
+    /// Opens the pool, retrying the creation per the policy.
+    async fn connect_with_retries(&mut self) -> Result<String, Error> {
+        let mut attempt = 1;
+        loop {
+            match self.open().await {
+                Ok(version) => {
+                    *self
+                        .st
+                        .shell_id
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = self.st.session.shell_id();
+                    return Ok(version);
+                }
+                Err(e) => {
+                    self.cleanup().await;
+                    let retryable = e.is_max_concurrency() || e.http_status() == Some(503);
+                    if !retryable || attempt >= self.st.retry.attempts {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    let delay = self.st.retry.delay(attempt, self.st.retry_after.take());
+                    tracing::debug!(error = %e, attempt, ?delay, "retrying the runspace pool's creation");
+                    tokio::time::sleep(delay).await;
+                    self.st.session = self.st.new_session()?;
+                }
+            }
+        }
+    }
+
+    /// Replaces the shell by a new one and starts the pipelines waiting for it.
+    async fn rebuild(&mut self) -> Result<(), Error> {
+        tracing::debug!("rebuilding the runspace pool with a fresh token");
+        self.cleanup().await;
+        self.st.dispatch(true);
+        self.st.session = self.st.new_session()?;
+        self.connect_with_retries().await?;
+        self.st.rebuild = false;
+        while let Some(id) = self.st.pending.pop_front() {
+            let Some(request) = self.st.pipelines.get(&id).map(|p| p.request.clone()) else {
+                continue;
+            };
+            if let Err(e) = self.st.start_pipeline(id, request)
+                && let Some(p) = self.st.pipelines.remove(&id)
+            {
+                let _ = p.tx.send(Err(e.into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn absorb_signal(&mut self, (client, sent): SignalOutcome) {
+        self.signal_http = Some(client);
+        let r = match sent {
+            Ok(resp) if resp.status == 401 => {
+                Err(self.st.session.handle_signal_transport_error("HTTP 401"))
+            }
+            Ok(resp) => self.st.session.handle_signal_response(resp.status, &resp.body),
+            Err(e) => Err(self.st.session.handle_signal_transport_error(&e.to_string())),
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "stop signal failed; it goes out again after the receive");
+        }
+    }
+
+    /// Decides what an error means: `Ok` when the session goes on (retry, pipeline lost,
+    /// pool to rebuild), `Err` when it is over.
+    async fn recover(&mut self, op: Operation, e: Error, failures: &mut u32) -> Result<(), Error> {
+        if matches!(op, Operation::Receive(_)) && is_transient(&e) && self.st.session.is_alive() {
+            *failures += 1;
+            if *failures < self.st.retry.receive_attempts {
+                tracing::debug!(error = %e, failures = *failures, "receiving again");
+                tokio::time::sleep(self.transient_delay(&e, *failures)).await;
+                return Ok(());
+            }
+            return Err(e);
+        }
+        let token = matches!(&self.credentials, Some(c) if c.is_token());
+        if e.is_unauthorized()
+            && token
+            && self.st.session.is_alive()
+            && matches!(
+                op,
+                Operation::Command(_) | Operation::Receive(_) | Operation::Send(_)
+            )
+        {
+            // The shell refuses our (refreshed) token: build a new one. Pipelines the old
+            // shell never ran start again there; those it ran are reported, not repeated.
+            let shared = Arc::new(e);
+            self.st.dispatch(true);
+            let ids: Vec<Uuid> = self.st.pipelines.keys().copied().collect();
+            for id in ids {
+                let replay = op == Operation::Command(id) || !self.st.session.is_commanded(id);
+                if replay {
+                    if !self.st.pending.contains(&id) {
+                        self.st.pending.push_back(id);
+                    }
+                } else if let Some(p) = self.st.pipelines.remove(&id) {
+                    let _ = p.tx.send(Err(Error::SessionFailed(shared.clone())));
+                }
+            }
+            self.st.session.abandon();
+            self.st.rebuild = true;
+            return Ok(());
+        }
+        if self.st.session.is_alive() {
+            // The machine kept the pool: only the pipeline is lost.
+            if let Operation::Command(pid) | Operation::Receive(Some(pid)) | Operation::Send(Some(pid)) =
+                op
+            {
+                self.st.typed.insert(pid, e);
+            }
+            self.st.dispatch(false);
+            return Ok(());
+        }
+        Err(e)
+    }
+
+    /// Ends the session after a fatal error: the shell is deleted, everyone is told.
+    async fn fatal(&mut self, e: Error) {
+        tracing::debug!(error = %e, "session failed");
+        self.st.dispatch(true);
+        self.cleanup().await;
+        self.st.fail_all(e);
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-        let mut handles_gone = false;
-        let mut transient_failures = 0u32;
+        let mut rx_open = true;
+        let mut failures = 0u32;
         loop {
             while let Ok(cmd) = rx.try_recv() {
-                self.apply(cmd);
+                self.st.apply(cmd);
             }
-            match self.step().await {
-                Ok(true) => transient_failures = 0,
-                Ok(false) => {
-                    self.dispatch();
-                    if self.session.phase() == crate::machine::Phase::Closed
-                        || self.session.phase() == crate::machine::Phase::Failed
-                    {
-                        self.fail_all(&Error::Closed);
+            if self.st.rebuild
+                && self.st.session.running_pipelines().is_empty()
+                && let Err(e) = self.rebuild().await
+            {
+                self.fatal(e).await;
+                return;
+            }
+            let req = match self.st.session.poll_request() {
+                Err(e) => {
+                    self.fatal(e.into()).await;
+                    return;
+                }
+                Ok(Some(req)) => req,
+                Ok(None) => {
+                    self.st.dispatch(false);
+                    if !self.st.session.is_alive() {
+                        self.st.fail_all(Error::Closed);
                         return;
                     }
-                    if handles_gone {
-                        self.session.close();
+                    if !rx_open {
+                        self.st.close_now();
                         continue;
                     }
                     match rx.recv().await {
-                        Some(cmd) => self.apply(cmd),
+                        Some(cmd) => self.st.apply(cmd),
                         None => {
-                            handles_gone = true;
-                            self.session.close();
+                            rx_open = false;
+                            self.st.close_now();
                         }
                     }
                     continue;
                 }
+            };
+            let op = req.operation;
+            let cookies = self.http.cookies().clone();
+            let observer = self.st.observer.clone();
+            let url = self.st.url.clone();
+            let mut answer = exchange(&mut self.http, observer.clone(), url.clone(), &req);
+            let mut signal: Option<SendFuture<'static, SignalOutcome>> = None;
+            // While the request is in flight, apply commands as they come; a stop goes out
+            // at once on the second connection.
+            let sent = loop {
+                if signal.is_none()
+                    && let Some(sreq) = self.st.session.poll_signal()
+                {
+                    let client = match self.signal_http.take() {
+                        Some(c) => Ok(c),
+                        None => Transport::new(self.transport_config.clone()).map(|t| {
+                            HttpClient::new(t, self.credentials.clone())
+                                .allow_insecure_http(self.allow_insecure_http)
+                        }),
+                    };
+                    match client {
+                        Ok(mut client) => {
+                            *client.cookies_mut() = cookies.clone();
+                            let (observer, url) = (observer.clone(), url.clone());
+                            signal = Some(Box::pin(async move {
+                                let sent = exchange(&mut client, observer, url, &sreq).await;
+                                (client, sent)
+                            }));
+                        }
+                        Err(e) => {
+                            let _ = self
+                                .st
+                                .session
+                                .handle_signal_transport_error(&e.to_string());
+                        }
+                    }
+                }
+                let wake = tokio::select! {
+                    biased;
+                    r = &mut answer => Wake::Answer(r),
+                    r = wait_signal(&mut signal) => Wake::Signal(r),
+                    c = rx.recv(), if rx_open => Wake::Command(c),
+                };
+                match wake {
+                    Wake::Answer(r) => break r,
+                    Wake::Signal(outcome) => {
+                        signal = None;
+                        self.signal_http = Some(outcome.0);
+                        absorb_signal_result(&mut self.st.session, outcome.1);
+                    }
+                    Wake::Command(Some(cmd)) => self.st.apply(cmd),
+                    Wake::Command(None) => {
+                        rx_open = false;
+                        self.st.close_now();
+                    }
+                }
+            };
+            drop(answer);
+            if let Some(s) = signal.take() {
+                let outcome = s.await;
+                self.absorb_signal(outcome);
+            }
+            match self.st.absorb(op, sent) {
+                Ok(()) => {
+                    failures = 0;
+                    self.st.dispatch(false);
+                }
                 Err(e) => {
-                    // A failed Receive is retried a few times: the server keeps the output.
-                    let retryable = matches!(
-                        &e,
-                        Error::Session(SessionError::Transport {
-                            operation: "Receive",
-                            ..
-                        })
-                    ) || matches!(&e, Error::Http(ClientError::Transport(_)))
-                        && self.session.phase() == crate::machine::Phase::Opened;
-                    transient_failures += 1;
-                    if retryable && transient_failures <= 3 {
-                        tracing::debug!(error = %e, "retrying after a transport failure");
-                        continue;
+                    if let Err(e) = self.recover(op, e, &mut failures).await {
+                        self.fatal(e).await;
+                        return;
                     }
-                    tracing::debug!(error = %e, "session failed");
-                    self.dispatch();
-                    self.fail_all(&e);
-                    if self.session.phase() != crate::machine::Phase::Closed {
-                        // Best effort: delete the shell so it does not linger on the server.
-                        self.session.close();
-                        let _ = self.step().await;
-                    }
-                    return;
                 }
             }
-            self.dispatch();
         }
     }
+}
+
+fn absorb_signal_result(session: &mut Session, sent: Result<HttpResponse, ClientError>) {
+    let r = match sent {
+        Ok(resp) if resp.status == 401 => Err(session.handle_signal_transport_error("HTTP 401")),
+        Ok(resp) => session.handle_signal_response(resp.status, &resp.body),
+        Err(e) => Err(session.handle_signal_transport_error(&e.to_string())),
+    };
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "stop signal failed; it goes out again after the receive");
+    }
+}
+
+/// When the current token expires (asks the provider, which refreshes ahead of expiry).
+async fn token_expiry(credentials: Option<Credentials>) -> Option<SystemTime> {
+    match credentials {
+        Some(Credentials::OAuthBearerAsBasic { token, .. }) => {
+            token.token().await.ok().map(|t| t.expires_at)
+        }
+        _ => None,
+    }
+}
+
+/// A failure worth sending the request again: the connection dropped or timed out, or the
+/// server was briefly unavailable (503).
+fn is_transient(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Request {
+            source: ClientError::Transport(_),
+            ..
+        }
+    ) || e.http_status() == Some(503)
 }

@@ -71,7 +71,10 @@ pub fn load(n: usize) -> Workload {
             let frag = Bytes::from(data);
             let mut chunks = Vec::new();
             let mut at = 0usize;
-            for len in idx.split_whitespace().filter_map(|l| l.parse::<usize>().ok()) {
+            for len in idx
+                .split_whitespace()
+                .filter_map(|l| l.parse::<usize>().ok())
+            {
                 chunks.push(frag.slice(at..at + len));
                 at += len;
             }
@@ -193,7 +196,9 @@ pub fn check_object(i: usize, v: &Value) -> Result<(), String> {
     let want = format!("EMP{:06}", 100_000 + i);
     match o.get("CustomAttribute1").and_then(Value::as_str) {
         Some(got) if got == want => Ok(()),
-        got => Err(format!("object {i}: CustomAttribute1 {got:?}, expected {want:?}")),
+        got => Err(format!(
+            "object {i}: CustomAttribute1 {got:?}, expected {want:?}"
+        )),
     }
 }
 
@@ -279,32 +284,59 @@ fn mailbox(i: usize, s: &Shared) -> Value {
     };
     p("Alias", Value::Str(alias.clone()));
     p("DisplayName", Value::Str(display.clone()));
-    p("CustomAttribute1", Value::Str(format!("EMP{:06}", 100_000 + i)));
+    p(
+        "CustomAttribute1",
+        Value::Str(format!("EMP{:06}", 100_000 + i)),
+    );
     p("CustomAttribute2", Value::Str(dept.into()));
     p("PrimarySmtpAddress", Value::Str(smtp.clone()));
     p("UserPrincipalName", Value::Str(smtp.clone()));
     p(
         "Notes",
-        Value::Str(format!("line one\nline two for <{alias}> & co\r\n\tend_x000A_")),
+        Value::Str(format!(
+            "line one\nline two for <{alias}> & co\r\n\tend_x000A_"
+        )),
     );
-    p("Guid", Value::Guid(Uuid::from_u128(0x1234_5678_9abc_def0 + i as u128)));
-    p("ExchangeGuid", Value::Guid(Uuid::from_u128(0xfeed_0000 + i as u128)));
+    p(
+        "Guid",
+        Value::Guid(Uuid::from_u128(0x1234_5678_9abc_def0 + i as u128)),
+    );
+    p(
+        "ExchangeGuid",
+        Value::Guid(Uuid::from_u128(0xfeed_0000 + i as u128)),
+    );
     p("ArchiveGuid", Value::Guid(Uuid::nil()));
-    p("WhenCreated", Value::DateTime("2019-03-14T09:26:53+10:00".into()));
+    p(
+        "WhenCreated",
+        Value::DateTime("2019-03-14T09:26:53+10:00".into()),
+    );
     p(
         "WhenChanged",
         Value::DateTime(format!("2024-11-{:02}T17:02:11.1234567Z", i % 28 + 1)),
     );
     p("RetainDeletedItemsFor", Value::Duration("P14D".into()));
     p("AuditLogAgeLimit", Value::Duration("P90D".into()));
-    p("RecipientType", enum_value(&s.recipient_type, "UserMailbox", 1));
+    p(
+        "RecipientType",
+        enum_value(&s.recipient_type, "UserMailbox", 1),
+    );
     p(
         "RecipientTypeDetails",
         enum_value(&s.details, "UserMailbox", 1),
     );
-    p("ProhibitSendQuota", Value::Str("99 GB (106,300,440,576 bytes)".into()));
+    p(
+        "ProhibitSendQuota",
+        Value::Str("99 GB (106,300,440,576 bytes)".into()),
+    );
     p("MaxSendSize", Value::Str("35 MB (36,700,160 bytes)".into()));
-    p("ResourceCapacity", if i % 9 == 0 { Value::I32(12) } else { Value::Nil });
+    p(
+        "ResourceCapacity",
+        if i % 9 == 0 {
+            Value::I32(12)
+        } else {
+            Value::Nil
+        },
+    );
     p("HiddenFromAddressListsEnabled", Value::Bool(i % 20 == 0));
     p("Database", db.clone());
     p("ArchiveDatabase", if i % 4 == 0 { db } else { Value::Nil });
@@ -394,7 +426,9 @@ pub fn synthetic_values(n: usize) -> Vec<Value> {
             "Deserialized.Microsoft.Exchange.Data.Directory.ADObjectId",
             "Deserialized.System.Object",
         ]),
-        recipient_type: enum_tn("Deserialized.Microsoft.Exchange.Data.Directory.Recipient.RecipientType"),
+        recipient_type: enum_tn(
+            "Deserialized.Microsoft.Exchange.Data.Directory.Recipient.RecipientType",
+        ),
         details: enum_tn(
             "Deserialized.Microsoft.Exchange.Data.Directory.Recipient.RecipientTypeDetails",
         ),

@@ -163,6 +163,48 @@ struct Attrs<'e> {
     ref_id: Option<&'e str>,
 }
 
+/// RefId -> item. Ids are dense in practice (0, 1, 2, ...): a vector indexed by id, with a
+/// map for ids far beyond the vector so that one `RefId="4000000"` cannot make it allocate
+/// megabytes.
+struct RefTable<T> {
+    dense: Vec<Option<T>>,
+    sparse: std::collections::HashMap<u32, T>,
+}
+
+impl<T> Default for RefTable<T> {
+    fn default() -> Self {
+        RefTable {
+            dense: Vec::new(),
+            sparse: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<T> RefTable<T> {
+    /// How far past the end of the vector an id may be and still grow it.
+    const SLACK: usize = 1024;
+
+    fn insert(&mut self, id: u32, item: T) {
+        let i = id as usize;
+        if i < self.dense.len() {
+            self.dense[i] = Some(item);
+        } else if i < self.dense.len() + Self::SLACK {
+            self.dense.resize_with(i + 1, || None);
+            self.dense[i] = Some(item);
+        } else {
+            self.sparse.insert(id, item);
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<&T> {
+        match self.dense.get(id as usize) {
+            Some(Some(item)) => Some(item),
+            // An id stored sparsely may since have been overtaken by the vector.
+            _ => self.sparse.get(&id),
+        }
+    }
+}
+
 struct Parser<'a, 'l> {
     r: Reader<&'a [u8]>,
     base: u64,
@@ -170,8 +212,8 @@ struct Parser<'a, 'l> {
     /// Start of the last event read (the `<` of a tag).
     last: u64,
     elements: usize,
-    refs: Vec<Option<Arc<Object>>>,
-    tns: Vec<Option<Arc<[String]>>>,
+    refs: RefTable<Arc<Object>>,
+    tns: RefTable<Arc<[String]>>,
     /// RefIds of the objects being read, innermost last.
     open: Vec<Option<u32>>,
     /// Properties of the property lists being read, innermost last (one allocation per
@@ -194,8 +236,8 @@ impl<'a, 'l> Parser<'a, 'l> {
             limits,
             last: base,
             elements: 0,
-            refs: Vec::new(),
-            tns: Vec::new(),
+            refs: RefTable::default(),
+            tns: RefTable::default(),
             open: Vec::new(),
             prop_stack: Vec::new(),
             item_stack: Vec::new(),
@@ -602,8 +644,8 @@ impl<'a, 'l> Parser<'a, 'l> {
                 if !empty {
                     self.skip()?;
                 }
-                match self.refs.get(id as usize) {
-                    Some(Some(obj)) => Value::Object(Arc::clone(obj)),
+                match self.refs.get(id) {
+                    Some(obj) => Value::Object(Arc::clone(obj)),
                     _ => match self.open.iter().rposition(|o| *o == Some(id)) {
                         Some(pos) => Value::CycleRef((self.open.len() - 1 - pos) as u32),
                         None => return Err(ClixmlError::UnknownRefId { id, offset }),
@@ -621,11 +663,7 @@ impl<'a, 'l> Parser<'a, 'l> {
                 self.open.pop();
                 let obj = Arc::new(obj);
                 if let Some(id) = ref_id {
-                    let id = id as usize;
-                    if self.refs.len() <= id {
-                        self.refs.resize(id + 1, None);
-                    }
-                    self.refs[id] = Some(Arc::clone(&obj));
+                    self.refs.insert(id, Arc::clone(&obj));
                 }
                 Value::Object(obj)
             }
@@ -667,11 +705,7 @@ impl<'a, 'l> Parser<'a, 'l> {
                     let attrs = self.attrs(&e)?;
                     let id = self.ref_id(attrs.ref_id, "TN", offset)?;
                     let names = self.type_names(child_empty)?;
-                    let id = id as usize;
-                    if self.tns.len() <= id {
-                        self.tns.resize(id + 1, None);
-                    }
-                    self.tns[id] = Some(Arc::clone(&names));
+                    self.tns.insert(id, Arc::clone(&names));
                     obj.type_names = Some(names);
                 }
                 "TNRef" => {
@@ -680,8 +714,8 @@ impl<'a, 'l> Parser<'a, 'l> {
                     if !child_empty {
                         self.skip()?;
                     }
-                    match self.tns.get(id as usize) {
-                        Some(Some(names)) => obj.type_names = Some(Arc::clone(names)),
+                    match self.tns.get(id) {
+                        Some(names) => obj.type_names = Some(Arc::clone(names)),
                         _ => return Err(ClixmlError::UnknownTypeNameRef { id, offset }),
                     }
                 }

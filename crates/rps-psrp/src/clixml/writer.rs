@@ -38,7 +38,7 @@ impl Hasher for PtrHasher {
 type PtrMap<K, V> = HashMap<K, V, BuildHasherDefault<PtrHasher>>;
 
 /// A type-name list kept alive by the writer, and its TN RefId.
-type TypeNamesEntry = (Arc<[String]>, u32);
+type TypeNamesEntry = (Option<Arc<[String]>>, u32);
 
 /// A CLIXML writer that keeps its RefId and TNRef tables between values, for a stream of
 /// values that PowerShell will read with one deserializer (an `Export-Clixml` document).
@@ -61,13 +61,15 @@ type TypeNamesEntry = (Arc<[String]>, u32);
 /// ```
 #[derive(Debug, Default)]
 pub struct Writer {
-    objects: PtrMap<usize, (Arc<Object>, u32)>,
+    objects: PtrMap<usize, (Option<Arc<Object>>, u32)>,
     next_obj: u32,
     /// Type-name lists by pointer: the fast path for lists shared through an `Arc`.
     tn_by_ptr: PtrMap<(usize, usize), TypeNamesEntry>,
     /// Type-name lists by content.
     tn_by_value: HashMap<Arc<[String]>, u32>,
     next_tn: u32,
+    /// One-shot writers (whose values are borrowed for the whole scope) need not pin them.
+    borrowed: bool,
     /// RefIds of the objects being written, innermost last.
     open: Vec<u32>,
 }
@@ -76,6 +78,15 @@ impl Writer {
     /// A writer with empty reference tables.
     pub fn new() -> Self {
         Writer::default()
+    }
+
+    /// A writer for values that all stay borrowed while its scope lives (one call of
+    /// [`to_string`], [`write_value`] or [`write_document`]): pointers need no pinning.
+    fn scoped() -> Self {
+        Writer {
+            borrowed: true,
+            ..Writer::default()
+        }
     }
 
     /// Forgets every RefId and TNRef: the next value starts a new scope.
@@ -172,7 +183,8 @@ impl Writer {
         }
         let id = self.next_obj;
         self.next_obj += 1;
-        self.objects.insert(key, (Arc::clone(o), id));
+        let pin = (!self.borrowed).then(|| Arc::clone(o));
+        self.objects.insert(key, (pin, id));
         out.put("<Obj");
         put_name(out, name);
         out.put(" RefId=\"");
@@ -228,7 +240,8 @@ impl Writer {
             None => {
                 let found = self.tn_by_value.get(tn).copied();
                 let id = found.unwrap_or(self.next_tn);
-                self.tn_by_ptr.insert(ptr_key, (Arc::clone(tn), id));
+                let pin = (!self.borrowed).then(|| Arc::clone(tn));
+                self.tn_by_ptr.insert(ptr_key, (pin, id));
                 if found.is_none() {
                     self.tn_by_value.insert(Arc::clone(tn), id);
                     self.next_tn += 1;
@@ -386,7 +399,7 @@ fn progress<S: Sink>(out: &mut S, name: Option<&str>, p: &ProgressPrimitive) {
 /// Writes one value as a CLIXML element (no BOM, no `<Objs>` wrapper), in its own RefId scope.
 pub fn to_string(value: &Value) -> String {
     let mut out = String::with_capacity(256);
-    Writer::new().write(&mut out, value);
+    Writer::scoped().write(&mut out, value);
     out
 }
 
@@ -399,7 +412,7 @@ pub fn to_string(value: &Value) -> String {
 /// assert_eq!(buf, b"header<I32>7</I32>");
 /// ```
 pub fn write_value<B: ClixmlBuffer>(out: &mut B, value: &Value) {
-    out.write_with(&mut Writer::new(), value);
+    out.write_with(&mut Writer::scoped(), value);
 }
 
 /// A buffer CLIXML can be appended to: `String` or `Vec<u8>`.
@@ -447,7 +460,7 @@ pub fn write_document_into<B: ClixmlBuffer>(out: &mut B, values: &[Value]) {
     out.push_raw("<Objs Version=\"1.1.0.1\" xmlns=\"");
     out.push_raw(CLIXML_NAMESPACE);
     out.push_raw("\">");
-    let mut w = Writer::new();
+    let mut w = Writer::scoped();
     for v in values {
         out.write_with(&mut w, v);
     }

@@ -49,7 +49,7 @@ pub mod tenant;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -263,6 +263,7 @@ impl FakeExchangeBuilder {
             dice: Mutex::new(Rng::new(self.faults.seed)),
             pipelines: AtomicU64::new(0),
             pod_base: OnceLock::new(),
+            closing: AtomicBool::new(false),
             changed: watch::channel(0u64).0,
             cfg: Config {
                 seed: self.seed,
@@ -329,10 +330,13 @@ struct State {
     cfg: Config,
     catalog: Arc<Catalog>,
     tenant: Arc<Mutex<Tenant>>,
-    shells: Mutex<HashMap<Uuid, Arc<Mutex<Shell>>>>,
+    /// Open shells with their owners.
+    shells: Mutex<HashMap<Uuid, (String, Arc<Mutex<Shell>>)>>,
     dice: Mutex<Rng>,
     pipelines: AtomicU64,
     pod_base: OnceLock<String>,
+    /// Set by [`FakeExchange::shutdown`]: waiting Receives give up at once.
+    closing: AtomicBool,
     /// Bumped whenever a shell changes, to wake long-polling Receives.
     changed: watch::Sender<u64>,
 }
@@ -362,7 +366,7 @@ impl State {
     }
 
     fn shell(&self, id: Uuid) -> Option<Arc<Mutex<Shell>>> {
-        lock(&self.shells).get(&id).cloned()
+        lock(&self.shells).get(&id).map(|(_, s)| s.clone())
     }
 
     fn bump(&self) {
@@ -498,7 +502,10 @@ impl FakeExchange {
 
     /// Pipelines still running in open shells.
     pub fn running_pipelines(&self) -> usize {
-        let shells: Vec<_> = lock(&self.state.shells).values().cloned().collect();
+        let shells: Vec<_> = lock(&self.state.shells)
+            .values()
+            .map(|(_, s)| s.clone())
+            .collect();
         shells.iter().map(|s| lock(s).running()).sum()
     }
 
@@ -574,6 +581,7 @@ impl FakeExchange {
 
     /// Stops both listeners (in-flight requests get a short grace period).
     pub async fn shutdown(self) {
+        self.state.closing.store(true, Ordering::Relaxed);
         self.state.bump();
         if let Some(f) = self.front {
             f.shutdown().await;
@@ -712,9 +720,7 @@ async fn handle(state: Arc<State>, role: Role, req: Request) -> Response {
     };
     if role == Role::Front {
         let base = state.pod_base.get().cloned().unwrap_or_default();
-        return Response::new(302)
-            .with_header("Location", format!("{base}{}", req.uri))
-            .with_header("Content-Length", "0");
+        return Response::new(302).with_header("Location", format!("{base}{}", req.uri));
     }
     let faults = &state.cfg.faults;
     if !faults.slow.is_zero() {
@@ -834,12 +840,8 @@ async fn create(
         .as_deref()
         .and_then(rps_wsman::parse_uuid_urn)
         .unwrap_or_else(Uuid::new_v4);
-    let owned = lock(&state.shells)
-        .values()
-        .filter(|s| lock(s).owner == principal.user)
-        .count();
-    if owned >= state.cfg.max_shells_per_user || state.roll(state.cfg.faults.throttle) {
-        return soap(
+    let max_concurrency = || {
+        soap(
             500,
             &fault(
                 Some(env),
@@ -848,7 +850,10 @@ async fn create(
                 None,
                 MAX_CONCURRENCY_MESSAGE,
             ),
-        );
+        )
+    };
+    if state.roll(state.cfg.faults.throttle) {
+        return max_concurrency();
     }
     let (cookie, set_cookie) = match cookie {
         Some(c) => (c, false),
@@ -857,12 +862,11 @@ async fn create(
             true,
         ),
     };
-    let mut shell = Shell::new(
-        id,
-        principal.user.clone(),
-        Some(cookie.clone()),
-        ServerConfig::default(),
-    );
+    let config = ServerConfig {
+        application_private_data: Some(application_private_data()),
+        ..ServerConfig::default()
+    };
+    let mut shell = Shell::new(id, principal.user.clone(), Some(cookie.clone()), config);
     let creation = ws_shell.creation_xml.clone().unwrap_or_default();
     if let Err(e) = shell.receive(&creation, &mut || state.env()) {
         return soap(
@@ -878,6 +882,13 @@ async fn create(
     }
     {
         let mut shells = lock(&state.shells);
+        let owned = shells
+            .values()
+            .filter(|(owner, _)| *owner == principal.user)
+            .count();
+        if owned >= state.cfg.max_shells_per_user {
+            return max_concurrency();
+        }
         if shells.contains_key(&id) {
             return soap(
                 500,
@@ -890,7 +901,7 @@ async fn create(
                 ),
             );
         }
-        shells.insert(id, Arc::new(Mutex::new(shell)));
+        shells.insert(id, (principal.user.clone(), Arc::new(Mutex::new(shell))));
     }
     let address = format!(
         "{}{}",
@@ -935,6 +946,28 @@ async fn create(
         );
     }
     resp
+}
+
+/// APPLICATION_PRIVATE_DATA: the `$PSVersionTable` of a Windows PowerShell 5.1 host.
+fn application_private_data() -> rps_psrp::clixml::Value {
+    use rps_psrp::clixml::Value;
+    use rps_psrp::records::PrimitiveDictionary;
+    let version = |v: &str| Value::Version(v.to_owned());
+    let table = PrimitiveDictionary {
+        entries: vec![
+            ("PSVersion".into(), version("5.1.17763.6054")),
+            ("PSEdition".into(), Value::Str("Desktop".into())),
+            ("BuildVersion".into(), version("10.0.17763.6054")),
+            ("CLRVersion".into(), version("4.0.30319.42000")),
+            ("WSManStackVersion".into(), version("3.0")),
+            ("PSRemotingProtocolVersion".into(), version("2.3")),
+            ("SerializationVersion".into(), version("1.1.0.1")),
+        ],
+    };
+    PrimitiveDictionary {
+        entries: vec![("PSVersionTable".into(), table.to_value())],
+    }
+    .to_value()
 }
 
 fn receive_budget(env: &Envelope) -> usize {
@@ -1023,7 +1056,10 @@ async fn receive(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Re
         let timed_out = tokio::time::timeout_at(deadline, changes.changed())
             .await
             .is_err();
-        if timed_out || state.shell(env.shell_uuid().unwrap_or_default()).is_none() {
+        if timed_out
+            || state.closing.load(Ordering::Relaxed)
+            || state.shell(env.shell_uuid().unwrap_or_default()).is_none()
+        {
             return soap(
                 500,
                 &fault(

@@ -1,0 +1,89 @@
+//! Fuzz regressions: every file under `fixtures/fuzz/<target>/` is replayed through the oracle
+//! the fuzz target `<target>` runs (`rps_conformance::oracles`), so a fixed crash stays fixed.
+//! Also runs the negative corpus through the oracles of its layer: bad input must be refused
+//! without a panic, and what is accepted must round-trip.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use rps_conformance::{fixtures_dir, files_with_suffix, negative, oracles};
+
+/// Regression files that still fail, each with its own ignored test below:
+/// (target, file name).
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
+
+fn replay(target: &str, path: &Path) -> Result<(), String> {
+    let oracle = oracles::oracle(target).unwrap_or_else(|| panic!("no fuzz target {target}"));
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    catch_unwind(AssertUnwindSafe(|| oracle(&data))).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        format!("{target}/{}: {msg}", path.display())
+    })
+}
+
+fn replay_known(target: &str, name: &str) {
+    let path = fixtures_dir().join("fuzz").join(target).join(name);
+    if let Err(e) = replay(target, &path) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn every_fuzz_regression_replays_clean() {
+    let root = fixtures_dir().join("fuzz");
+    let mut failures = Vec::new();
+    let mut replayed = 0;
+    for (target, _) in oracles::TARGETS {
+        for path in files_with_suffix(&root.join(target), &[""]) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if KNOWN_FAILURES.contains(&(*target, name)) || name == "README.md" {
+                continue;
+            }
+            replayed += 1;
+            if let Err(e) = replay(target, &path) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(replayed > 0, "no regression files under {}", root.display());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_regression_folder_is_a_fuzz_target() {
+    let root = fixtures_dir().join("fuzz");
+    for entry in std::fs::read_dir(&root).expect("fixtures/fuzz exists") {
+        let entry = entry.expect("readable");
+        if entry.path().is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(
+                oracles::oracle(&name).is_some(),
+                "fixtures/fuzz/{name} names no fuzz target"
+            );
+        }
+    }
+}
+
+#[test]
+fn negative_corpus_passes_the_oracles() {
+    let mut failures = Vec::new();
+    for file in negative::corpus_files() {
+        let targets: &[&str] = match file.split('/').next() {
+            Some("wsman") => &["envelope"],
+            Some("fragment") => &["fragment"],
+            Some("pool") => &["fragment", "message"],
+            Some("clixml") => &["clixml"],
+            _ => &[],
+        };
+        for t in targets {
+            if let Err(e) = replay(t, &negative::dir().join(&file)) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
