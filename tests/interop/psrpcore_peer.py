@@ -13,10 +13,14 @@ Modes (argv[1]):
   write          stdout: the CLIXML document psrpcore serializes for the value table in
                  `write_table()` (the Rust test holds the expected values).
   server         a psrpcore ServerRunspacePool speaking the line protocol below.
-  client RPID PID single|multi
+  client RPID PID single|multi|secure
                  a psrpcore ClientRunspacePool (id RPID) that opens the pool, runs one
                  pipeline (id PID) with input, and reports what it received; "multi" adds
-                 a second statement to the pipeline.
+                 a second statement to the pipeline; "secure" instead exchanges keys and
+                 runs `Set-Secret -Password <SecureString>`.
+
+Events carrying SecureStrings (CREATE_PIPELINE parameters, output object properties) also
+report their plaintext, decrypted with the pool's session key, under "secure".
 
 Line protocol (server and client), one command per stdin line:
 
@@ -39,7 +43,6 @@ The canonical form of a value ("canon") is JSON that both sides can compute:
 
 import base64
 import datetime
-import decimal
 import enum
 import json
 import struct
@@ -200,6 +203,7 @@ def write_table():
         obj,
         T.PSThreadOptions.UseNewThread,
         2147483648,  # a bare Python int beyond Int32
+        T.PSSecureString("AAECAwQFBgcICQ==", cipher=object()),  # already "encrypted": written as is
     ]
 
 
@@ -240,9 +244,18 @@ def describe(event, canon):
             }
             for c in p.commands
         ]
+        d["secure"] = {n: str(v.decrypt()) for c in p.commands for n, v in c.parameters if is_secure(v)}
     elif isinstance(event, (psrpcore.PipelineInputEvent, psrpcore.PipelineOutputEvent)):
         d["data"] = canon.value(event.data)
+        if isinstance(event.data, T.PSObject):
+            props = event.data.PSObject.adapted_properties + event.data.PSObject.extended_properties
+            values = [(p.name, p.get_value(event.data)) for p in props]
+            d["secure"] = {n: str(v.decrypt()) for n, v in values if is_secure(v)}
     return d
+
+
+def is_secure(v):
+    return isinstance(v, T.PSSecureString)
 
 
 def flush(pool):
@@ -294,13 +307,15 @@ def run_server():
             print("END", flush=True)
 
 
-def run_client(rpid, pid, multi):
+def run_client(rpid, pid, scenario):
     """Opens the pool; once Opened, runs
     `Get-Thing -Name alpha -Count 3 -Force:$true 'pos' | Select-Thing -First 1`
-    (then `; Out-Thing` when `multi`) with two input objects (the string "in1" and the
-    Int32 2)."""
+    (then `; Out-Thing` when scenario is "multi") with two input objects (the string "in1"
+    and the Int32 2). Scenario "secure": once Opened, exchanges keys, then runs
+    `Set-Secret -Password <SecureString "s3cret pässword">` without input."""
     pool = psrpcore.ClientRunspacePool(runspace_pool_id=uuid.UUID(rpid))
     started = False
+    key_ready = False
     for line in sys.stdin:
         word, _, arg = line.strip().partition(" ")
         if word == "DATA":
@@ -311,13 +326,23 @@ def run_client(rpid, pid, multi):
                 pool.open()
             while (event := pool.next_event()) is not None:
                 events.append(describe(event, Canon()))  # one message, one RefId scope
-            if pool.state == T.RunspacePoolState.Opened and not started:
+                key_ready = key_ready or isinstance(event, psrpcore.EncryptedSessionKeyEvent)
+            opened = pool.state == T.RunspacePoolState.Opened
+            if scenario == "secure" and opened and not started:
+                started = True
+                pool.exchange_key()
+            elif scenario == "secure" and key_ready and started != "secret":
+                started = "secret"
+                ps = psrpcore.ClientPowerShell(pool, pipeline_id=uuid.UUID(pid))
+                ps.add_command("Set-Secret").add_parameter("Password", T.PSSecureString("s3cret pässword"))
+                ps.start()
+            elif scenario != "secure" and opened and not started:
                 started = True
                 ps = psrpcore.ClientPowerShell(pool, no_input=False, pipeline_id=uuid.UUID(pid))
                 ps.add_command("Get-Thing").add_parameter("Name", "alpha").add_parameter("Count", 3)
                 ps.add_parameter("Force", True).add_argument("pos")
                 ps.add_command("Select-Thing").add_parameter("First", 1)
-                if multi:
+                if scenario == "multi":
                     ps.add_statement()
                     ps.add_command("Out-Thing")
                 ps.start()
@@ -345,7 +370,7 @@ def main():
     elif mode == "server":
         run_server()
     elif mode == "client":
-        run_client(sys.argv[2], sys.argv[3], sys.argv[4] == "multi")
+        run_client(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         sys.exit(f"unknown mode {mode!r}")
 

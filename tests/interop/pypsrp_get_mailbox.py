@@ -9,11 +9,16 @@ usage: pypsrp_get_mailbox.py HOST PORT PATH RESULT_SIZE   (user and password in 
                                                        and $RPS_INTEROP_PASSWORD; set
                                                        $RPS_INTEROP_DEBUG=1 to log the traffic)
 
-stdout: {"had_errors": bool, "state": <PSInvocationState int>, "errors": [str],
-         "outputs": [{"types": [...], "to_string": str, "n_adapted": int, "n_extended": int,
+Runs `Get-Mailbox -ResultSize N`, then `Get-Mailbox -Identity <Name of the last one>` in the
+same pool.
+
+stdout: {"listing": RESULT, "identity": RESULT} where RESULT is
+        {"had_errors": bool, "state": <PSInvocationState int>, "errors": [str],
+         "outputs": [{"types": [...], "to_string": str, "adapted_names": [...],
+                      "extended_names": [...],
                       "props": {name: {"where": "adapted"|"extended", "value": plain}}}]}
-for the properties in PROPS; a plain value is a JSON scalar, a list, or for an object
-{"types": [...], "to_string": str}.
+with "props" for the properties in PROPS; a plain value is a JSON scalar, a list, or for an
+object {"types": [...], "to_string": str}.
 """
 
 import json
@@ -50,9 +55,22 @@ def describe(obj):
     return {
         "types": list(obj.types),
         "to_string": obj.to_string,
-        "n_adapted": len(obj.adapted_properties),
-        "n_extended": len(obj.extended_properties),
+        "adapted_names": list(obj.adapted_properties),
+        "extended_names": list(obj.extended_properties),
         "props": props,
+    }
+
+
+def run(pool, cmdlet, name, value):
+    """Runs `cmdlet -name value` in a new pipeline of `pool`."""
+    ps = PowerShell(pool)
+    ps.add_cmdlet(cmdlet).add_parameter(name, value)
+    output = ps.invoke()
+    return {
+        "had_errors": ps.had_errors,
+        "state": int(ps.state),
+        "errors": [str(e) for e in ps.streams.error],
+        "outputs": [describe(o) for o in output],
     }
 
 
@@ -72,19 +90,11 @@ def main():
         encryption="never",  # pypsrp refuses Basic over http otherwise (no message encryption)
     )
     with wsman, RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
-        ps = PowerShell(pool)
-        ps.add_cmdlet("Get-Mailbox").add_parameter("ResultSize", size)
-        output = ps.invoke()
-        print(
-            json.dumps(
-                {
-                    "had_errors": ps.had_errors,
-                    "state": int(ps.state),
-                    "errors": [str(e) for e in ps.streams.error],
-                    "outputs": [describe(o) for o in output],
-                }
-            )
-        )
+        listing = run(pool, "Get-Mailbox", "ResultSize", size)
+        # A second pipeline in the same pool, with a string parameter taken from the first.
+        name = listing["outputs"][-1]["props"]["Name"]["value"] if listing["outputs"] else ""
+        one = run(pool, "Get-Mailbox", "Identity", name)
+        print(json.dumps({"listing": listing, "identity": one}))
 
 
 if __name__ == "__main__":

@@ -698,6 +698,7 @@ fn psrpcore_table() -> Vec<Value> {
             Value::I32(1),
         ),
         Value::I64(2_147_483_648),
+        Value::SecureString("AAECAwQFBgcICQ==".into()),
     ]
 }
 
@@ -1081,4 +1082,163 @@ fn psrpcore_client_opens_and_runs_a_pipeline_on_the_rps_server() {
 #[ignore = "rps-psrp ExtraCmds differs from psrpcore/pypsrp: first statement duplicated (see doc comment)"]
 fn psrpcore_client_runs_a_multi_statement_pipeline_on_the_rps_server() {
     psrpcore_client_against_rps_server(true);
+}
+
+// ---------------------------------------------------------------- session keys
+
+const SECRET: &str = "s3cret pässword";
+
+/// A deterministic generator for test keys (never for real ones).
+struct TestRng(u64);
+impl rsa::rand_core::RngCore for TestRng {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            *b = self.next_u64() as u8;
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+impl rsa::rand_core::CryptoRng for TestRng {}
+
+/// rps's RSA public key blob reaches psrpcore, psrpcore's encrypted session key reaches
+/// rps, and a SecureString encrypted by either side decrypts on the other.
+#[test]
+fn rps_client_exchanges_keys_with_a_psrpcore_server_and_sends_a_secure_string() {
+    let mut peer = Peer::spawn(&["server"]);
+    let mut pool = RunspacePool::new(RPID, PoolConfig::default());
+    pool.open().unwrap();
+    let mut seen: Vec<J> = Vec::new();
+    let mut client_events = Vec::new();
+    let mut announced = false;
+    let mut step = 0;
+    for _round in 0..10 {
+        while let Some(out) = pool.data_to_send(32 * 1024).unwrap() {
+            if let Some(pid) = out.target.pipeline_id
+                && !announced
+            {
+                peer.line(&format!("CMD {pid}"));
+                announced = true;
+            }
+            peer.data(&out.data);
+        }
+        let sync = peer.sync();
+        seen.extend(sync.events);
+        for (_, data) in &sync.data {
+            pool.receive(data).unwrap();
+        }
+        while let Some(e) = pool.next_event().unwrap() {
+            client_events.push(e);
+        }
+        if step == 0 && pool.state() == RunspacePoolState::Opened {
+            step = 1;
+            let key = rsa::RsaPrivateKey::new(&mut TestRng(0x9e37_79b9_7f4a_7c15), 1024).unwrap();
+            pool.exchange_key(key).unwrap();
+        } else if step == 1 && pool.session_key().is_some() {
+            step = 2;
+            let ss = pool.encrypt_secure_string(SECRET).unwrap();
+            let cmd = Command::cmdlet("Set-Secret").arg("Password", ss);
+            pool.create_pipeline(PID, CreatePipeline::new(PowerShell::new(vec![cmd])))
+                .unwrap();
+        }
+        if pool.pipeline_state(PID).is_some_and(|s| s.is_terminal()) {
+            break;
+        }
+    }
+    assert!(client_events.contains(&ClientEvent::SessionKeyReady));
+    assert!(event_types(&seen).contains(&"PublicKeyEvent"), "{seen:?}");
+    // psrpcore decrypted what rps encrypted.
+    let create = seen
+        .iter()
+        .find(|e| e["type"] == "CreatePipelineEvent")
+        .expect("CREATE_PIPELINE reached psrpcore");
+    assert_eq!(create["secure"], json!({"Password": SECRET}));
+    // rps decrypts the SecureString psrpcore echoed back.
+    assert_eq!(pool.pipeline_state(PID), Some(PsInvocationState::Completed));
+    let echoed = client_events
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::Output { value, .. } => value.as_object()?.get("Password").cloned(),
+            _ => None,
+        })
+        .expect("echoed Password");
+    assert!(matches!(echoed, Value::SecureString(_)), "{echoed:?}");
+    assert_eq!(pool.decrypt_secure_string(&echoed).unwrap(), SECRET);
+}
+
+#[test]
+fn psrpcore_client_exchanges_keys_with_the_rps_server_and_sends_a_secure_string() {
+    let mut peer = Peer::spawn(&["client", &RPID.to_string(), &PID.to_string(), "secure"]);
+    let mut server = ServerRunspacePool::new(RPID, ServerConfig::default());
+    let mut seen: Vec<J> = Vec::new();
+    let mut request = None;
+    for _round in 0..10 {
+        let sync = peer.sync();
+        let done = sync
+            .events
+            .iter()
+            .any(|e| e["type"] == "PipelineStateEvent");
+        seen.extend(sync.events);
+        if done {
+            break;
+        }
+        for (_, data) in &sync.data {
+            server.receive(data).unwrap();
+        }
+        while let Some(e) = server.next_event().unwrap() {
+            match e {
+                ServerEvent::PublicKey(pk) => {
+                    let key = rps_psrp::crypto::SessionKey::from_bytes([0x5a; 32]);
+                    server
+                        .send_session_key(&mut TestRng(0x2545_f491_4f6c_dd1d), &pk, key)
+                        .unwrap();
+                }
+                ServerEvent::CreatePipeline {
+                    pipeline_id,
+                    request: r,
+                } => {
+                    request = Some(r);
+                    server.run_pipeline(pipeline_id, &mut Echo).unwrap();
+                }
+                _ => {}
+            }
+        }
+        while let Some(out) = server.data_to_send(32 * 1024).unwrap() {
+            peer.data(&out.data);
+        }
+    }
+    // rps decrypts what psrpcore encrypted with the key rps sent.
+    let request = request.expect("CREATE_PIPELINE");
+    let cmd = &request.power_shell.statements[0][0];
+    assert_eq!(cmd.name, "Set-Secret");
+    let [arg] = cmd.args.as_slice() else {
+        panic!("{:?}", cmd.args)
+    };
+    assert_eq!(arg.name.as_deref(), Some("Password"));
+    let Value::SecureString(b64) = &arg.value else {
+        panic!("{:?}", arg.value)
+    };
+    let key = server.session_key().expect("session key sent");
+    assert_eq!(key.decrypt_secure_string(b64).unwrap(), SECRET);
+    // psrpcore decrypts the SecureString rps echoed back.
+    assert!(event_types(&seen).contains(&"EncryptedSessionKeyEvent"));
+    let output = seen
+        .iter()
+        .find(|e| e["type"] == "PipelineOutputEvent")
+        .expect("output");
+    assert_eq!(output["secure"], json!({"Password": SECRET}));
+    let last = seen.last().unwrap();
+    assert_eq!(last["type"], "PipelineStateEvent");
+    assert_eq!(last["state"], "Completed");
 }

@@ -117,3 +117,33 @@ fn value_text_helpers() {
     );
     assert_eq!(byte_quantity(1536), "1.500 KB (1,536 bytes)");
 }
+
+#[test]
+fn command_metadata_for_implicit_remoting() {
+    use rps_psrp::records::CommandMetadata;
+    use rps_replay::fake::cmdlets::{command_metadata, wildcard_match};
+    assert!(wildcard_match("get-*box", "Get-Mailbox"));
+    assert!(wildcard_match("*", "Set-Mailbox"));
+    assert!(wildcard_match("Get-?ser", "Get-User"));
+    assert!(!wildcard_match("Get-*", "Set-Mailbox"));
+    let c = Catalog::builtin().unwrap();
+    let out = command_metadata(&c, &["Get-Mail*".to_owned(), "Set-Mailbox".to_owned()]);
+    let count = out[0].as_object().unwrap().get("Count").unwrap().as_i64();
+    assert_eq!(count, Some(3)); // Get-Mailbox, Get-MailboxStatistics, Set-Mailbox
+    assert_eq!(out.len(), 4);
+    let names: Vec<String> = out[1..]
+        .iter()
+        .map(|v| CommandMetadata::from_value(v).unwrap().name)
+        .collect();
+    assert_eq!(
+        names,
+        ["Get-Mailbox", "Get-MailboxStatistics", "Set-Mailbox"]
+    );
+    let set = CommandMetadata::from_value(&out[3]).unwrap();
+    assert!(
+        set.parameters
+            .iter()
+            .any(|p| p.name == "WhatIf" && p.switch_parameter)
+    );
+    assert!(set.parameters.iter().any(|p| p.name == "CustomAttribute1"));
+}

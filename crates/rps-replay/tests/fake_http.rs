@@ -369,14 +369,24 @@ async fn expiry_follows_the_injected_clock() {
     let today = FakeExchange::builder().start().await.unwrap();
     let url = fake.url();
     let own = app_auth(&fake, &TokenSpec::app_only());
-    assert_eq!(post(&url, &[("authorization", own)], Vec::new()).await.status, 400);
+    assert_eq!(
+        post(&url, &[("authorization", own)], Vec::new())
+            .await
+            .status,
+        400
+    );
     let mut spec = TokenSpec::app_only();
     spec.tid = Some(fake.tenant_id().to_owned());
     let stale = basic(
         &format!("OAuthUser@{}", fake.tenant_id()),
         &format!("Bearer {}", today.mint_token(&spec)),
     );
-    assert_eq!(post(&url, &[("authorization", stale)], Vec::new()).await.status, 401);
+    assert_eq!(
+        post(&url, &[("authorization", stale)], Vec::new())
+            .await
+            .status,
+        401
+    );
     fake.shutdown().await;
     today.shutdown().await;
 }

@@ -54,6 +54,7 @@ async fn echo_keep_alive_counters_and_limits() {
     assert!(server.url().starts_with("http://127.0.0.1:"));
     let mut c = connect(&server).await;
     for i in 0..3 {
+        c.ready().await.unwrap();
         let resp = c.send_request(req("/a/b?x=1", b"hello")).await.unwrap();
         assert_eq!(resp.status(), 201);
         assert_eq!(resp.headers()["x-reply"], "yes");
@@ -65,6 +66,7 @@ async fn echo_keep_alive_counters_and_limits() {
     assert_eq!(stats.requests, 3);
     assert_eq!(stats.open_connections, 1);
     // Over the body limit.
+    c.ready().await.unwrap();
     let resp = c
         .send_request(req("/big", b"0123456789abcdefXYZ"))
         .await

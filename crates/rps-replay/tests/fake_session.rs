@@ -411,3 +411,65 @@ async fn other_views_micro_delay_and_plain_basic() {
     pool.close().await.unwrap();
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_command_metadata_lists_catalog_cmdlets() {
+    let fake = FakeExchange::builder().mailboxes(1).start().await.unwrap();
+    let pool = RunspacePool::connect(fake.connect_options()).await.unwrap();
+    let r = pool
+        .get_command_metadata(vec!["Get-*".to_owned()])
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(r.state, Some(PsInvocationState::Completed));
+    // The count object, then one CommandInfo per Get-* cmdlet of the catalog.
+    let count = prop(&r.output[0], "Count").as_i64().unwrap() as usize;
+    assert_eq!(count, r.output.len() - 1);
+    assert!(count >= 7);
+    pool.close().await.unwrap();
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_mailbox_over_pipeline_input_and_multi_command_pipelines() {
+    let fake = FakeExchange::builder().mailboxes(6).start().await.unwrap();
+    let pool = RunspacePool::connect(fake.connect_options()).await.unwrap();
+    let boxes = run(&pool, Command::new("Get-Mailbox").param("ResultSize", 2))
+        .await
+        .output;
+    // `$boxes | Set-Mailbox -CustomAttribute2 Piped`
+    let mut request =
+        rps_psrp::messages::CreatePipeline::new(rps_psrp::messages::PowerShell::new(vec![
+            Command::new("Set-Mailbox")
+                .param("CustomAttribute2", "Piped")
+                .into_inner(),
+        ]));
+    request.no_input = false;
+    let p = pool.invoke_request(request).await.unwrap();
+    for b in &boxes {
+        p.send_input(b.clone()).unwrap();
+    }
+    p.end_input().unwrap();
+    let r = p.collect().await.unwrap();
+    assert!(r.succeeded(), "{r:?}");
+    let after = run(&pool, Command::new("Get-Mailbox").param("ResultSize", 3))
+        .await
+        .output;
+    assert_eq!(prop(&after[0], "CustomAttribute2").as_str(), Some("Piped"));
+    assert_eq!(prop(&after[1], "CustomAttribute2").as_str(), Some("Piped"));
+    assert_ne!(prop(&after[2], "CustomAttribute2").as_str(), Some("Piped"));
+    // Two commands in one pipeline are refused, not half-run.
+    let r = pool
+        .invoke([Command::new("Get-Mailbox"), Command::new("Set-Mailbox")])
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(r.state, Some(PsInvocationState::Failed));
+    assert!(r.output.is_empty());
+    pool.close().await.unwrap();
+    fake.shutdown().await;
+}

@@ -229,8 +229,7 @@ impl SessionError {
     pub fn is_shell_gone(&self) -> bool {
         match self {
             SessionError::Fault { fault, .. } => {
-                fault.is_invalid_selectors()
-                    || fault.wsman_code() == Some(INVALID_SELECTORS_CODE)
+                fault.is_invalid_selectors() || fault.wsman_code() == Some(INVALID_SELECTORS_CODE)
             }
             _ => false,
         }

@@ -198,7 +198,9 @@ impl RetryPolicy {
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let exp = attempt.saturating_sub(2).min(20);
         let backoff = self.base_delay.saturating_mul(1u32 << exp);
-        backoff.max(retry_after.unwrap_or_default()).min(self.max_delay)
+        backoff
+            .max(retry_after.unwrap_or_default())
+            .min(self.max_delay)
     }
 }
 
@@ -261,7 +263,7 @@ pub enum Error {
         /// The operation (`Create`, `Receive`, `Command`, `Send`, `Signal`, `Delete`).
         operation: &'static str,
         /// The cause.
-        source: ClientError,
+        source: Box<ClientError>,
     },
     /// The session failed, for this pipeline (or close) and every other: the cause.
     #[error("the session failed: {0}")]
@@ -294,16 +296,16 @@ impl Error {
     /// True when a request got no complete answer within
     /// [`TransportConfig::request_timeout`] (or the connect timeout).
     pub fn is_timeout(&self) -> bool {
+        let client = match self.root() {
+            Error::Request { source, .. } => &**source,
+            Error::Http(source) => source,
+            _ => return false,
+        };
         matches!(
-            self.root(),
-            Error::Request {
-                source: ClientError::Transport(
-                    TransportError::Timeout { .. } | TransportError::ConnectTimeout { .. }
-                ),
-                ..
-            } | Error::Http(ClientError::Transport(
+            client,
+            ClientError::Transport(
                 TransportError::Timeout { .. } | TransportError::ConnectTimeout { .. }
-            ))
+            )
         )
     }
 
@@ -863,7 +865,10 @@ impl State {
 
     /// Fails every pipeline and waiting close with `e`, after delivering what arrived.
     fn fail_all(&mut self, e: Error) {
-        let shared = Arc::new(e);
+        self.fail_all_with(Arc::new(e));
+    }
+
+    fn fail_all_with(&mut self, shared: Arc<Error>) {
         for done in self.closers.drain(..) {
             let _ = done.send(Err(Error::SessionFailed(shared.clone())));
         }
@@ -886,7 +891,7 @@ impl State {
                 let _ = self.session.handle_transport_error(&source.to_string());
                 return Err(Error::Request {
                     operation: op.name(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
@@ -950,7 +955,7 @@ async fn wait_signal(f: &mut Option<SendFuture<'static, SignalOutcome>>) -> Sign
 
 enum Wake {
     Answer(Result<HttpResponse, ClientError>),
-    Signal(SignalOutcome),
+    Signal(Box<SignalOutcome>),
     Command(Option<Cmd>),
 }
 
@@ -1090,8 +1095,14 @@ impl Driver {
             Ok(resp) if resp.status == 401 => {
                 Err(self.st.session.handle_signal_transport_error("HTTP 401"))
             }
-            Ok(resp) => self.st.session.handle_signal_response(resp.status, &resp.body),
-            Err(e) => Err(self.st.session.handle_signal_transport_error(&e.to_string())),
+            Ok(resp) => self
+                .st
+                .session
+                .handle_signal_response(resp.status, &resp.body),
+            Err(e) => Err(self
+                .st
+                .session
+                .handle_signal_transport_error(&e.to_string())),
         };
         if let Err(e) = r {
             tracing::debug!(error = %e, "stop signal failed; it goes out again after the receive");
@@ -1140,8 +1151,9 @@ impl Driver {
         }
         if self.st.session.is_alive() {
             // The machine kept the pool: only the pipeline is lost.
-            if let Operation::Command(pid) | Operation::Receive(Some(pid)) | Operation::Send(Some(pid)) =
-                op
+            if let Operation::Command(pid)
+            | Operation::Receive(Some(pid))
+            | Operation::Send(Some(pid)) = op
             {
                 self.st.typed.insert(pid, e);
             }
@@ -1154,9 +1166,14 @@ impl Driver {
     /// Ends the session after a fatal error: the shell is deleted, everyone is told.
     async fn fatal(&mut self, e: Error) {
         tracing::debug!(error = %e, "session failed");
+        let shared = Arc::new(e);
+        // A failed Delete still ends the machine as Closed: close must not report success.
+        for done in self.st.closers.drain(..) {
+            let _ = done.send(Err(Error::SessionFailed(shared.clone())));
+        }
         self.st.dispatch(true);
         self.cleanup().await;
-        self.st.fail_all(e);
+        self.st.fail_all_with(shared);
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
@@ -1238,15 +1255,16 @@ impl Driver {
                 let wake = tokio::select! {
                     biased;
                     r = &mut answer => Wake::Answer(r),
-                    r = wait_signal(&mut signal) => Wake::Signal(r),
+                    r = wait_signal(&mut signal) => Wake::Signal(Box::new(r)),
                     c = rx.recv(), if rx_open => Wake::Command(c),
                 };
                 match wake {
                     Wake::Answer(r) => break r,
                     Wake::Signal(outcome) => {
                         signal = None;
-                        self.signal_http = Some(outcome.0);
-                        absorb_signal_result(&mut self.st.session, outcome.1);
+                        let (client, sent) = *outcome;
+                        self.signal_http = Some(client);
+                        absorb_signal_result(&mut self.st.session, sent);
                     }
                     Wake::Command(Some(cmd)) => self.st.apply(cmd),
                     Wake::Command(None) => {
@@ -1300,11 +1318,6 @@ async fn token_expiry(credentials: Option<Credentials>) -> Option<SystemTime> {
 /// A failure worth sending the request again: the connection dropped or timed out, or the
 /// server was briefly unavailable (503).
 fn is_transient(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Request {
-            source: ClientError::Transport(_),
-            ..
-        }
-    ) || e.http_status() == Some(503)
+    matches!(e, Error::Request { source, .. } if matches!(**source, ClientError::Transport(_)))
+        || e.http_status() == Some(503)
 }

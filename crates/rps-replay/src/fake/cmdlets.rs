@@ -28,6 +28,7 @@ pub const RESULT_SIZE_WARNING: &str = "By default, only the first 1000 items are
 pub const DEFAULT_RESULT_SIZE: usize = 1000;
 
 const ERROR_CATEGORY_INVALID_ARGUMENT: i32 = 5;
+const ERROR_CATEGORY_NOT_IMPLEMENTED: i32 = 11;
 const ERROR_CATEGORY_OBJECT_NOT_FOUND: i32 = 13;
 const ERROR_CATEGORY_PARSER_ERROR: i32 = 17;
 
@@ -199,8 +200,8 @@ fn value_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Plans the pipeline for `request`.
-pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
+/// Plans the pipeline for `request` over the pipeline `input` (empty without input).
+pub(crate) fn plan(request: &CreatePipeline, input: Vec<Value>, env: Env) -> Box<dyn Producer> {
     let commands: Vec<_> = request.power_shell.statements.iter().flatten().collect();
     if commands.is_empty() || commands.iter().any(|c| c.is_script) {
         return Box::new(Fail(Some(script_rejected())));
@@ -210,6 +211,18 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
         .find(|c| env.catalog.cmdlet(&c.name).is_none())
     {
         return Box::new(Fail(Some(command_not_found(&unknown.name))));
+    }
+    if commands.len() > 1 {
+        return Box::new(Fail(Some(error_value(
+            "The fake Exchange endpoint runs one command per pipeline; pipe objects with pipeline input instead.".to_owned(),
+            "System.Management.Automation.PSNotSupportedException",
+            "PipelineNotSupported".to_owned(),
+            ERROR_CATEGORY_NOT_IMPLEMENTED,
+            &commands[1].name,
+            "PSNotSupportedException",
+            &commands[1].name,
+            "String",
+        ))));
     }
     let first = commands[0];
     let mut args = Args::default();
@@ -281,6 +294,11 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
             let Some(view) = env.catalog.views.get(&view).cloned() else {
                 return Box::new(Fail(Some(command_not_found(&name))));
             };
+            // -Identity, else one run per input object (its Alias, Identity or text).
+            let identities: Vec<String> = match args.identity() {
+                Some(id) => vec![id],
+                None => input.iter().filter_map(input_identity).collect(),
+            };
             Box::new(SetRecipient {
                 env,
                 cmdlet: name,
@@ -288,6 +306,8 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
                 error_id,
                 view,
                 args,
+                identities: identities.into_iter(),
+                started: false,
             })
         }
         CmdletSpec::Static { objects } => {
@@ -313,6 +333,16 @@ pub(crate) fn plan(request: &CreatePipeline, env: Env) -> Box<dyn Producer> {
                 .collect::<Vec<_>>();
             Box::new(Static(objs.into_iter()))
         }
+    }
+}
+
+fn input_identity(v: &Value) -> Option<String> {
+    match v.as_object() {
+        Some(o) => ["Alias", "PrimarySmtpAddress", "Identity", "Name"]
+            .iter()
+            .find_map(|p| o.get(p).and_then(value_text))
+            .or_else(|| o.to_string.clone()),
+        None => value_text(v),
     }
 }
 
@@ -472,6 +502,8 @@ struct SetRecipient {
     error_id: String,
     view: Arc<View>,
     args: Args,
+    identities: std::vec::IntoIter<String>,
+    started: bool,
 }
 
 const COMMON_PARAMETERS: &[&str] = &[
@@ -488,8 +520,16 @@ const COMMON_PARAMETERS: &[&str] = &[
 
 impl Producer for SetRecipient {
     fn step(&mut self, sink: &mut PipelineSink<'_>, _: usize) -> Option<PipelineOutcome> {
-        micro_delay(&mut self.env, sink);
-        let Some(id) = self.args.identity() else {
+        let first = !self.started;
+        if first {
+            self.started = true;
+            micro_delay(&mut self.env, sink);
+        }
+        let next = self.identities.next();
+        if next.is_none() && !first {
+            return Some(PipelineOutcome::Completed);
+        }
+        let Some(id) = next else {
             return Some(PipelineOutcome::Failed(error_value(
                 "Cannot process command because of one or more missing mandatory parameters: Identity.".into(),
                 "System.Management.Automation.ParameterBindingException",
@@ -565,7 +605,7 @@ impl Producer for SetRecipient {
                     "String",
                 ),
             );
-            return Some(PipelineOutcome::Completed);
+            return None;
         };
         let alias = tenant.names(i).alias;
         if self.args.switch("WhatIf") {
@@ -573,7 +613,7 @@ impl Producer for SetRecipient {
                 HostMethod::WriteLine2,
                 vec![Value::Str(format!("What if: Setting mailbox \"{alias}\"."))],
             );
-            return Some(PipelineOutcome::Completed);
+            return None;
         }
         let current = tenant.properties(i);
         let changed = changes
@@ -591,6 +631,122 @@ impl Producer for SetRecipient {
         for (k, v) in changes {
             tenant.set(i, &k, v);
         }
-        Some(PipelineOutcome::Completed)
+        None
     }
+}
+
+/// `*`/`?` wildcard match, ASCII case-insensitive.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn param(name: &str, ty: &str, switch: bool) -> rps_psrp::records::ParameterMetadata {
+    rps_psrp::records::ParameterMetadata {
+        name: name.to_owned(),
+        parameter_type: ty.to_owned(),
+        aliases: Vec::new(),
+        is_dynamic: false,
+        switch_parameter: switch,
+    }
+}
+
+/// The answer to GET_COMMAND_METADATA: the count object, then one `CommandInfo` per
+/// catalog cmdlet matching `names` (as Exchange's implicit remoting asks for them).
+pub fn command_metadata(catalog: &Catalog, names: &[String]) -> Vec<Value> {
+    use rps_psrp::clixml::{Object, Property};
+    use rps_psrp::records::CommandMetadata;
+    let patterns: Vec<&str> = if names.is_empty() {
+        vec!["*"]
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    let matching: Vec<(&String, &CmdletSpec)> = catalog
+        .cmdlets
+        .iter()
+        .filter(|(n, _)| patterns.iter().any(|p| wildcard_match(p, n)))
+        .collect();
+    let mut out = Vec::with_capacity(matching.len() + 1);
+    out.push(Value::object(Object {
+        type_names: Some(
+            vec![
+                "Selected.Microsoft.PowerShell.Commands.GenericMeasureInfo".to_owned(),
+                "System.Management.Automation.PSCustomObject".to_owned(),
+                "System.Object".to_owned(),
+            ]
+            .into(),
+        ),
+        extended: vec![Property {
+            name: "Count".to_owned(),
+            value: Value::I32(i32::try_from(matching.len()).unwrap_or(i32::MAX)),
+        }],
+        ..Object::default()
+    }));
+    const IDENTITY: &str = "Microsoft.Exchange.Configuration.Tasks.MailboxIdParameter";
+    const SWITCH: &str = "System.Management.Automation.SwitchParameter";
+    for (name, spec) in matching {
+        let mut parameters = vec![param("Identity", IDENTITY, false)];
+        match spec {
+            CmdletSpec::Recipients { .. } => parameters.push(param(
+                "ResultSize",
+                "Microsoft.Exchange.Data.Unlimited`1[System.UInt32]",
+                false,
+            )),
+            CmdletSpec::SetRecipient { view, .. } => {
+                if let Some(v) = catalog.views.get(view) {
+                    parameters.extend(
+                        v.properties
+                            .iter()
+                            .filter(|p| !["Identity", "Id", "Guid"].contains(&p.as_str()))
+                            .map(|p| param(p, "System.Object", false)),
+                    );
+                }
+                parameters.push(param("WhatIf", SWITCH, true));
+                parameters.push(param("Confirm", SWITCH, true));
+            }
+            CmdletSpec::Static { .. } => {}
+        }
+        let output_type = match spec {
+            CmdletSpec::Recipients { view, .. } => catalog
+                .views
+                .get(view)
+                .and_then(|v| v.type_names.first())
+                .map(|t| t.trim_start_matches("Deserialized.").to_owned())
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.push(
+            CommandMetadata {
+                name: name.clone(),
+                command_type: "Function".to_owned(),
+                command_type_value: Some(2),
+                namespace: Some("tmp_exchange".to_owned()),
+                help_uri: None,
+                output_type,
+                parameters,
+            }
+            .to_value(),
+        );
+    }
+    out
 }

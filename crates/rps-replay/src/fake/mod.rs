@@ -326,12 +326,15 @@ struct Config {
     resource_uris: Vec<String>,
 }
 
+/// A shell shared between the requests that name it.
+type SharedShell = Arc<Mutex<Shell>>;
+
 struct State {
     cfg: Config,
     catalog: Arc<Catalog>,
     tenant: Arc<Mutex<Tenant>>,
     /// Open shells with their owners.
-    shells: Mutex<HashMap<Uuid, (String, Arc<Mutex<Shell>>)>>,
+    shells: Mutex<HashMap<Uuid, (String, SharedShell)>>,
     dice: Mutex<Rng>,
     pipelines: AtomicU64,
     pod_base: OnceLock<String>,

@@ -3,12 +3,13 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use rps_psrp::clixml::Value;
 use rps_psrp::event::ServerEvent;
 use rps_psrp::messages::Availability;
 use rps_psrp::server::{PipelineOutcome, ServerConfig, ServerRunspacePool};
 use uuid::Uuid;
 
-use super::cmdlets::{Env, Producer, plan};
+use super::cmdlets::{Env, Producer, command_metadata, plan};
 
 /// Bytes of fragments taken from the pool at a time.
 const CHUNK: usize = 32 * 1024;
@@ -42,7 +43,7 @@ pub(crate) struct Shell {
     pool: ServerRunspacePool,
     queues: HashMap<Option<Uuid>, VecDeque<Vec<u8>>>,
     producers: HashMap<Uuid, Box<dyn Producer>>,
-    awaiting_input: HashMap<Uuid, Box<rps_psrp::messages::CreatePipeline>>,
+    awaiting_input: HashMap<Uuid, (Box<rps_psrp::messages::CreatePipeline>, Vec<Value>)>,
     finished: HashSet<Uuid>,
     done_sent: HashSet<Uuid>,
 }
@@ -80,21 +81,34 @@ impl Shell {
                     self.finished.remove(&pipeline_id);
                     self.done_sent.remove(&pipeline_id);
                     if request.no_input {
-                        let p = plan(&request, new_env());
+                        let p = plan(&request, Vec::new(), new_env());
                         self.producers.insert(pipeline_id, p);
                     } else {
-                        self.awaiting_input.insert(pipeline_id, request);
+                        self.awaiting_input
+                            .insert(pipeline_id, (request, Vec::new()));
+                    }
+                }
+                ServerEvent::Input { pipeline_id, value } => {
+                    if let Some((_, input)) = self.awaiting_input.get_mut(&pipeline_id) {
+                        input.push(value);
                     }
                 }
                 ServerEvent::EndOfInput { pipeline_id } => {
-                    if let Some(request) = self.awaiting_input.remove(&pipeline_id) {
-                        let p = plan(&request, new_env());
+                    if let Some((request, input)) = self.awaiting_input.remove(&pipeline_id) {
+                        let p = plan(&request, input, new_env());
                         self.producers.insert(pipeline_id, p);
                     }
                 }
-                ServerEvent::GetCommandMetadata { pipeline_id, .. } => {
+                ServerEvent::GetCommandMetadata {
+                    pipeline_id,
+                    request,
+                } => {
                     created.push(pipeline_id);
-                    if let Ok(sink) = self.pool.sink(pipeline_id) {
+                    let env = new_env();
+                    if let Ok(mut sink) = self.pool.sink(pipeline_id) {
+                        for v in command_metadata(&env.catalog, &request.names) {
+                            sink.output(v);
+                        }
                         sink.finish(PipelineOutcome::Completed);
                     }
                     self.finished.insert(pipeline_id);
