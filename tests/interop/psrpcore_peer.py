@@ -12,7 +12,8 @@ Modes (argv[1]):
                  stdout: JSON list of canonical values.
   write          stdout: the CLIXML document psrpcore serializes for the value table in
                  `write_table()` (the Rust test holds the expected values).
-  server         a psrpcore ServerRunspacePool speaking the line protocol below.
+  server         a psrpcore ServerRunspacePool speaking the line protocol below. Every
+                 pipeline echoes (see serve_pipeline), except `Write-Records`.
   client RPID PID single|multi|secure
                  a psrpcore ClientRunspacePool (id RPID) that opens the pool, runs one
                  pipeline (id PID) with input, and reports what it received; "multi" adds
@@ -269,6 +270,9 @@ def serve_pipeline(pipeline, inputs):
     then one note property per parameter, positional ones as Arg0, Arg1, ...), then every
     input object unchanged."""
     pipeline.start()
+    if pipeline.metadata.commands[0].command_text == "Write-Records":
+        write_records(pipeline)
+        return
     for cmd in pipeline.metadata.commands:
         props = {"Command": T.PSString(cmd.command_text)}
         for i, (name, value) in enumerate(cmd.parameters):
@@ -277,6 +281,39 @@ def serve_pipeline(pipeline, inputs):
     for value in inputs:
         pipeline.write_output(value)
     pipeline.complete()
+
+
+def write_records(pipeline):
+    """`Write-Records`: one record of every stream, then the pipeline is stopped (its state
+    carries psrpcore's PipelineStoppedException error record)."""
+    pipeline.write_error(
+        T.NETException(Message="Boom: alice_x000A_ not found"),
+        T.ErrorCategoryInfo(
+            Category=T.ErrorCategory.ObjectNotFound,
+            Activity="Get-Thing",
+            Reason="ItemNotFoundException",
+            TargetName="alice",
+            TargetType="String",
+        ),
+        target_object="alice",
+        fully_qualified_error_id="NotFound,Get-Thing",
+    )
+    pipeline.write_warning("careful")
+    pipeline.write_verbose("chatty")
+    pipeline.write_debug("dbg")
+    pipeline.write_information(
+        "info msg",
+        "Write-Information",
+        time_generated=T.PSDateTime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc),
+        tags=["t1", "t2"],
+        user="CONTOSO\\admin",
+        computer="EXCH01",
+        process_id=4242,
+        native_thread_id=7,
+        managed_thread_id=9,
+    )
+    pipeline.write_progress("Act", 3, "Half way", current_operation="op", percent_complete=50, seconds_remaining=12)
+    pipeline.stop()
 
 
 def run_server():

@@ -286,8 +286,10 @@ pub fn jwt(data: &[u8]) {
         let again = Jwt::decode(&format!("Bearer {raw}")).expect("a Bearer prefix is accepted");
         assert_eq!(again, t, "a Bearer prefix changed the token");
     }
+    // (unless a claim or the header happens to hold the same text)
     if let Some(sig) = raw.rsplit('.').next()
         && sig.len() >= 16
+        && !format!("{:?}{:?}", t.header(), t.claims()).contains(sig)
     {
         assert!(
             !format!("{t:?}").contains(sig),

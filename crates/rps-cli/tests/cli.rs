@@ -499,3 +499,192 @@ fn bad_fault_spec_is_a_usage_error() {
     let o = rps(&["serve", "--fake-exchange", "--faults", "explode=1"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+fn exo_args<'a>(f: &'a Fake, base: &'a str, tok: &'a str) -> Vec<&'a str> {
+    vec![
+        "--tenant-id",
+        f.fake.tenant_id(),
+        "--uri",
+        base,
+        "--insecure-http",
+        "--access-token-file",
+        tok,
+    ]
+}
+
+#[test]
+fn ipps_and_commands_against_the_fake() {
+    let f = fake(3);
+    let tok = temp_file("token-ipps", &f.fake.mint_token(&TokenSpec::app_only()));
+    let base = base_url(&f);
+    let tok_s = tok.to_str().expect("path");
+    // Security & Compliance uses the same PowerShell-LiveId flow.
+    let mut args = vec!["ipps"];
+    args.extend(exo_args(&f, &base, tok_s));
+    args.extend(["-o", "jsonl", "--", "Get-Mailbox", "-ResultSize", "2"]);
+    let o = rps(&args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    // GET_COMMAND_METADATA lists the catalog's cmdlets.
+    let mut args = vec!["commands", "exo"];
+    args.extend(exo_args(&f, &base, tok_s));
+    args.extend(["-o", "jsonl", "--", "Get-*"]);
+    let o = rps(&args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    let names: Vec<String> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("Name").and_then(|n| n.as_str()).map(str::to_owned))
+        .collect();
+    assert!(names.iter().any(|n| n == "Get-Mailbox"), "{out}");
+    assert!(names.iter().all(|n| n.starts_with("Get-")), "{names:?}");
+}
+
+#[test]
+fn invoke_with_basic_credentials_on_premises_style() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt
+        .block_on(
+            FakeExchange::builder()
+                .mailboxes(3)
+                .basic_user("admin@contoso.com", "Adm1n-Pass")
+                .bind("127.0.0.1:0")
+                .start(),
+        )
+        .expect("fake");
+    let o = Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args([
+            "invoke",
+            "--uri",
+            &fake.basic_url(),
+            "--configuration-name",
+            "Microsoft.Exchange",
+            "--user",
+            "admin@contoso.com",
+            "--password-env",
+            "RPS_TEST_PASSWORD",
+            "--insecure-http",
+            "-o",
+            "csv",
+            "--property",
+            "Name",
+            "--",
+            "Get-Mailbox",
+        ])
+        .env("RPS_TEST_PASSWORD", "Adm1n-Pass")
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(out.lines().count(), 1 + 3, "{out}");
+    assert!(!err.contains("Adm1n-Pass") && !out.contains("Adm1n-Pass"));
+    // A wrong password is an authentication error, with a hint, and no password echoed.
+    let o = Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args([
+            "invoke",
+            "--uri",
+            &fake.basic_url(),
+            "--configuration-name",
+            "Microsoft.Exchange",
+            "--user",
+            "admin@contoso.com",
+            "--password-env",
+            "RPS_TEST_PASSWORD",
+            "--insecure-http",
+            "--",
+            "Get-Mailbox",
+        ])
+        .env("RPS_TEST_PASSWORD", "wrong-Pass")
+        .output()
+        .expect("run");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("401") || err.contains("authentication"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-Pass"), "{err}");
+}
+
+#[test]
+fn app_sign_in_with_a_client_secret_against_a_mock_authority() {
+    use std::sync::{Arc, Mutex};
+    let f = fake(2);
+    let token = f.fake.mint_token(&TokenSpec::app_only());
+    let forms: Arc<Mutex<Vec<String>>> = Arc::default();
+    let authority = {
+        let forms = forms.clone();
+        let token = token.clone();
+        f._rt
+            .block_on(rps_replay::server::Server::bind(
+                "127.0.0.1:0",
+                move |req: rps_replay::server::Request| {
+                    let forms = forms.clone();
+                    let token = token.clone();
+                    async move {
+                        forms.lock().expect("forms").push(format!(
+                            "{} {}",
+                            req.uri,
+                            String::from_utf8_lossy(&req.body)
+                        ));
+                        let body = serde_json::json!({
+                            "token_type": "Bearer",
+                            "expires_in": 3599,
+                            "access_token": token,
+                        });
+                        rps_replay::server::Response::new(200)
+                            .with_header("content-type", "application/json")
+                            .with_body(body.to_string())
+                    }
+                },
+            ))
+            .expect("mock authority")
+    };
+    let base = base_url(&f);
+    let o = Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args([
+            "exo",
+            "--tenant-id",
+            f.fake.tenant_id(),
+            "--app-id",
+            "a0c73c16-a7e3-4564-9a95-2bdf47383716",
+            "--client-secret-env",
+            "RPS_TEST_SECRET",
+            "--authority",
+            &authority.url(),
+            "--uri",
+            &base,
+            "--insecure-http",
+            "-o",
+            "jsonl",
+            "--",
+            "Get-Mailbox",
+        ])
+        .env("RPS_TEST_SECRET", "s3cr3t-value")
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let forms = forms.lock().expect("forms");
+    assert_eq!(forms.len(), 1, "one token request (cached): {forms:?}");
+    let form = &forms[0];
+    assert!(
+        form.contains(&format!("/{}/oauth2/v2.0/token", f.fake.tenant_id())),
+        "{form}"
+    );
+    assert!(form.contains("grant_type=client_credentials"), "{form}");
+    assert!(form.contains("client_secret=s3cr3t-value"), "{form}");
+    assert!(
+        form.contains("scope=https%3A%2F%2Foutlook.office365.com%2F.default"),
+        "{form}"
+    );
+    assert!(!err.contains("s3cr3t-value"), "{err}");
+}

@@ -1242,3 +1242,153 @@ fn psrpcore_client_exchanges_keys_with_the_rps_server_and_sends_a_secure_string(
     assert_eq!(last["type"], "PipelineStateEvent");
     assert_eq!(last["state"], "Completed");
 }
+
+// ---------------------------------------------------------------- records
+
+/// Opens a pool on a psrpcore server and runs `request` (no input) to its end.
+fn run_on_psrpcore_server(request: CreatePipeline) -> (RunspacePool, Vec<ClientEvent>) {
+    let mut peer = Peer::spawn(&["server"]);
+    let mut pool = RunspacePool::new(RPID, PoolConfig::default());
+    pool.open().unwrap();
+    let mut events = Vec::new();
+    let mut announced = false;
+    let mut request = Some(request);
+    for _round in 0..10 {
+        while let Some(out) = pool.data_to_send(32 * 1024).unwrap() {
+            if let Some(pid) = out.target.pipeline_id
+                && !announced
+            {
+                peer.line(&format!("CMD {pid}"));
+                announced = true;
+            }
+            peer.data(&out.data);
+        }
+        for (_, data) in peer.sync().data {
+            pool.receive(&data).unwrap();
+        }
+        while let Some(e) = pool.next_event().unwrap() {
+            events.push(e);
+        }
+        if pool.state() == RunspacePoolState::Opened
+            && let Some(r) = request.take()
+        {
+            pool.create_pipeline(PID, r).unwrap();
+        }
+        if pool.pipeline_state(PID).is_some_and(|s| s.is_terminal()) {
+            break;
+        }
+    }
+    (pool, events)
+}
+
+/// Records psrpcore writes (its ErrorRecord, Warning/Verbose/DebugRecord, InformationRecord
+/// and ProgressRecord classes) read through rps's typed views; the stopped pipeline's error
+/// record too.
+#[test]
+fn rps_reads_every_record_kind_psrpcore_writes() {
+    use rps_psrp::event::{RecordKind, TypedRecord};
+    use rps_psrp::records::{ErrorRecord, InformationalKind, ProgressRecordType};
+
+    let request = CreatePipeline::new(PowerShell::new(vec![Command::cmdlet("Write-Records")]));
+    let (pool, events) = run_on_psrpcore_server(request);
+    assert_eq!(pool.pipeline_state(PID), Some(PsInvocationState::Stopped));
+    let records: Vec<(RecordKind, TypedRecord)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Record {
+                pipeline_id,
+                kind,
+                value,
+            } => {
+                assert_eq!(*pipeline_id, PID);
+                Some((*kind, kind.read(value).expect("typed view reads it")))
+            }
+            _ => None,
+        })
+        .collect();
+    let kinds: Vec<RecordKind> = records.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        [
+            RecordKind::Error,
+            RecordKind::Warning,
+            RecordKind::Verbose,
+            RecordKind::Debug,
+            RecordKind::Information,
+            RecordKind::Progress,
+        ]
+    );
+
+    let TypedRecord::Error(e) = &records[0].1 else {
+        panic!("{:?}", records[0])
+    };
+    assert_eq!(e.exception_message, "Boom: alice_x000A_ not found");
+    assert_eq!(e.exception_type.as_deref(), Some("System.Exception"));
+    assert_eq!(e.fully_qualified_error_id, "NotFound,Get-Thing");
+    assert_eq!(e.category.category_name(), "ObjectNotFound");
+    assert_eq!(e.category.activity, "Get-Thing");
+    assert_eq!(e.category.reason, "ItemNotFoundException");
+    assert_eq!(e.category.target_name, "alice");
+    assert_eq!(e.category.target_type, "String");
+    assert_eq!(e.target_object, Some(Value::Str("alice".into())));
+
+    for ((_, r), (kind, text)) in records[1..4].iter().zip([
+        (InformationalKind::Warning, "careful"),
+        (InformationalKind::Verbose, "chatty"),
+        (InformationalKind::Debug, "dbg"),
+    ]) {
+        let TypedRecord::Informational(i) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(i.kind, Some(kind));
+        assert_eq!(i.message, text);
+    }
+
+    let TypedRecord::Information(i) = &records[4].1 else {
+        panic!("{:?}", records[4])
+    };
+    assert_eq!(i.message_data, Value::Str("info msg".into()));
+    assert_eq!(i.source, "Write-Information");
+    assert_eq!(
+        norm_datetime(&i.time_generated),
+        "2024-05-06T07:08:09.0000000+00:00"
+    );
+    assert_eq!(i.tags, ["t1", "t2"]);
+    assert_eq!(i.user, "CONTOSO\\admin");
+    assert_eq!(i.computer, "EXCH01");
+    assert_eq!(
+        (i.process_id, i.native_thread_id, i.managed_thread_id),
+        (4242, 7, 9)
+    );
+
+    let TypedRecord::Progress(p) = &records[5].1 else {
+        panic!("{:?}", records[5])
+    };
+    assert_eq!(p.activity, "Act");
+    assert_eq!(p.activity_id, 3);
+    assert_eq!(p.status_description, "Half way");
+    assert_eq!(p.current_operation.as_deref(), Some("op"));
+    assert_eq!(p.parent_activity_id, -1);
+    assert_eq!(p.percent_complete, 50);
+    assert_eq!(p.seconds_remaining, 12);
+    assert_eq!(p.record_type, ProgressRecordType::Processing);
+
+    let stopped = events
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::PipelineState {
+                state: PsInvocationState::Stopped,
+                error_record: Some(v),
+                ..
+            } => Some(ErrorRecord::from_value(v).expect("stopped error record")),
+            _ => None,
+        })
+        .expect("Stopped with an error record");
+    assert_eq!(stopped.fully_qualified_error_id, "PipelineStopped");
+    assert_eq!(stopped.exception_message, "The pipeline has been stopped.");
+    assert_eq!(
+        stopped.exception_type.as_deref(),
+        Some("System.Management.Automation.PipelineStoppedException")
+    );
+    assert_eq!(stopped.category.category_name(), "OperationStopped");
+}

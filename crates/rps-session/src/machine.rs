@@ -869,7 +869,8 @@ impl Session {
         }
     }
 
-    /// Handles the HTTP status and body that answered the request in flight.
+    /// Handles the HTTP status and body that answered the request in flight. A Receive
+    /// answered with HTTP 503 returns the error but fails nothing: send it again.
     pub fn handle_response(&mut self, status: u16, body: &[u8]) -> Result<(), SessionError> {
         let Some(op) = self.in_flight.take() else {
             return Err(SessionError::State {
@@ -879,6 +880,11 @@ impl Session {
         };
         let result = self.handle(op, status, body);
         if let Err(e) = &result {
+            if matches!(op, Operation::Receive(_)) && e.http_status() == Some(503) {
+                // Briefly unavailable: like a dropped connection, nothing was delivered and
+                // the server keeps the output for the next Receive.
+                return result;
+            }
             if e.is_shell_gone() && op != Operation::Delete {
                 // The server deleted the shell (or lost it): nothing can run on it any more.
                 self.created = false;
