@@ -85,7 +85,7 @@ async fn throttle_refuses_create_as_max_concurrency() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault500_on_command_fails_the_pipeline() {
+async fn fault500_on_command_fails_the_pipeline_not_the_pool() {
     let fake = FakeExchange::builder()
         .mailboxes(3)
         .faults(FaultSpec::parse("fault500=1,fault500-ops=command").unwrap())
@@ -101,10 +101,12 @@ async fn fault500_on_command_fails_the_pipeline() {
         .await;
     let err = r.expect_err("the Command got a 500 fault");
     assert!(err.to_string().contains("internal error"), "{err}");
-    // rps-session's driver ends the whole session on a Command fault (its machine would
-    // keep the pool), and its best-effort cleanup sends only the terminate Signal of the lost
-    // pipeline, not the Delete, so the shell is not asserted gone here (see the report).
-    let _ = pool.close().await;
+    // The pool outlives the lost pipeline: it still runs commands and closes cleanly.
+    let again = pool.invoke([Command::new("Get-Mailbox")]).await;
+    assert!(again.is_ok());
+    drop(again);
+    pool.close().await.unwrap();
+    assert_eq!(fake.open_shells(), 0);
     fake.shutdown().await;
 }
 
