@@ -14,11 +14,12 @@ Modes (argv[1]):
                  `write_table()` (the Rust test holds the expected values).
   server         a psrpcore ServerRunspacePool speaking the line protocol below. Every
                  pipeline echoes (see serve_pipeline), except `Write-Records`.
-  client RPID PID single|multi|secure
+  client RPID PID single|multi|secure|records
                  a psrpcore ClientRunspacePool (id RPID) that opens the pool, runs one
                  pipeline (id PID) with input, and reports what it received; "multi" adds
                  a second statement to the pipeline; "secure" instead exchanges keys and
-                 runs `Set-Secret -Password <SecureString>`.
+                 runs `Set-Secret -Password <SecureString>`; "records" runs `Write-Records`
+                 (no input) and reports the records and final state it gets.
 
 Events carrying SecureStrings (CREATE_PIPELINE parameters, output object properties) also
 report their plaintext, decrypted with the pool's session key, under "secure".
@@ -233,6 +234,34 @@ def describe(event, canon):
         d["state"] = event.state.name
     elif isinstance(event, psrpcore.PipelineStateEvent):
         d["state"] = event.state.name
+        d["reason"] = describe_error(event.reason) if event.reason is not None else None
+    elif isinstance(event, psrpcore.ErrorRecordEvent):
+        d["record"] = describe_error(event.record)
+    elif isinstance(event, (psrpcore.WarningRecordEvent, psrpcore.VerboseRecordEvent, psrpcore.DebugRecordEvent)):
+        d["record"] = {"message": event.record.Message}
+    elif isinstance(event, psrpcore.InformationRecordEvent):
+        r = event.record
+        d["record"] = {
+            "message_data": canon.value(r.MessageData),
+            "source": r.Source,
+            "time_generated": prim_value("DT", r.TimeGenerated),
+            "tags": list(r.Tags or []),
+            "user": r.User,
+            "computer": r.Computer,
+            "ids": [int(r.ProcessId), int(r.NativeThreadId), int(r.ManagedThreadId)],
+        }
+    elif isinstance(event, psrpcore.ProgressRecordEvent):
+        r = event.record
+        d["record"] = {
+            "activity": r.Activity,
+            "activity_id": int(r.ActivityId),
+            "status_description": r.StatusDescription,
+            "current_operation": r.CurrentOperation,
+            "parent_activity_id": int(r.ParentActivityId),
+            "percent_complete": int(r.PercentComplete),
+            "seconds_remaining": int(r.SecondsRemaining),
+            "record_type": r.RecordType.name,
+        }
     elif isinstance(event, psrpcore.CreatePipelineEvent):
         p = event.pipeline
         d["no_input"] = bool(p.no_input)
@@ -253,6 +282,22 @@ def describe(event, canon):
             values = [(p.name, p.get_value(event.data)) for p in props]
             d["secure"] = {n: str(v.decrypt()) for n, v in values if is_secure(v)}
     return d
+
+
+def describe_error(r):
+    """The parts of an ErrorRecord psrpcore rebuilt from the flattened CLIXML properties."""
+    c = r.CategoryInfo
+    return {
+        "message": str(r.Exception.Message),
+        "exception_types": list(r.Exception.PSTypeNames),
+        "fqid": r.FullyQualifiedErrorId,
+        "category": c.Category.name,
+        "activity": c.Activity,
+        "reason": c.Reason,
+        "target_name": c.TargetName,
+        "target_type": c.TargetType,
+        "target_object": Canon().value(r.TargetObject),
+    }
 
 
 def is_secure(v):
@@ -344,14 +389,36 @@ def run_server():
             print("END", flush=True)
 
 
+def start_pipeline(pool, pid, scenario):
+    """single: `Get-Thing -Name alpha -Count 3 -Force:$true 'pos' | Select-Thing -First 1`
+    with two input objects (the string "in1" and the Int32 2); multi: the same plus a second
+    statement `Out-Thing`; secure: `Set-Secret -Password <SecureString "s3cret pässword">`;
+    records: `Write-Records`. The last two take no input."""
+    if scenario == "secure":
+        ps = psrpcore.ClientPowerShell(pool, pipeline_id=pid)
+        ps.add_command("Set-Secret").add_parameter("Password", T.PSSecureString("s3cret pässword"))
+        ps.start()
+    elif scenario == "records":
+        psrpcore.ClientPowerShell(pool, pipeline_id=pid).add_command("Write-Records").start()
+    else:
+        ps = psrpcore.ClientPowerShell(pool, no_input=False, pipeline_id=pid)
+        ps.add_command("Get-Thing").add_parameter("Name", "alpha").add_parameter("Count", 3)
+        ps.add_parameter("Force", True).add_argument("pos")
+        ps.add_command("Select-Thing").add_parameter("First", 1)
+        if scenario == "multi":
+            ps.add_statement()
+            ps.add_command("Out-Thing")
+        ps.start()
+        ps.send("in1")
+        ps.send(2)
+        ps.send_eof()
+
+
 def run_client(rpid, pid, scenario):
-    """Opens the pool; once Opened, runs
-    `Get-Thing -Name alpha -Count 3 -Force:$true 'pos' | Select-Thing -First 1`
-    (then `; Out-Thing` when scenario is "multi") with two input objects (the string "in1"
-    and the Int32 2). Scenario "secure": once Opened, exchanges keys, then runs
-    `Set-Secret -Password <SecureString "s3cret pässword">` without input."""
+    """Opens the pool and, once Opened (and for "secure" once keys are exchanged), starts
+    the scenario's pipeline (see start_pipeline)."""
     pool = psrpcore.ClientRunspacePool(runspace_pool_id=uuid.UUID(rpid))
-    started = False
+    step = "closed"  # -> "opening" -> "keys" (secure only) -> "running"
     key_ready = False
     for line in sys.stdin:
         word, _, arg = line.strip().partition(" ")
@@ -359,33 +426,19 @@ def run_client(rpid, pid, scenario):
             pool.receive_data(psrpcore.PSRPPayload(base64.b64decode(arg), psrpcore.StreamType.default, None))
         elif word == "SYNC":
             events = []
-            if pool.state == T.RunspacePoolState.BeforeOpen:
+            if step == "closed":
                 pool.open()
+                step = "opening"
             while (event := pool.next_event()) is not None:
                 events.append(describe(event, Canon()))  # one message, one RefId scope
                 key_ready = key_ready or isinstance(event, psrpcore.EncryptedSessionKeyEvent)
             opened = pool.state == T.RunspacePoolState.Opened
-            if scenario == "secure" and opened and not started:
-                started = True
+            if step == "opening" and opened and scenario == "secure":
                 pool.exchange_key()
-            elif scenario == "secure" and key_ready and started != "secret":
-                started = "secret"
-                ps = psrpcore.ClientPowerShell(pool, pipeline_id=uuid.UUID(pid))
-                ps.add_command("Set-Secret").add_parameter("Password", T.PSSecureString("s3cret pässword"))
-                ps.start()
-            elif scenario != "secure" and opened and not started:
-                started = True
-                ps = psrpcore.ClientPowerShell(pool, no_input=False, pipeline_id=uuid.UUID(pid))
-                ps.add_command("Get-Thing").add_parameter("Name", "alpha").add_parameter("Count", 3)
-                ps.add_parameter("Force", True).add_argument("pos")
-                ps.add_command("Select-Thing").add_parameter("First", 1)
-                if scenario == "multi":
-                    ps.add_statement()
-                    ps.add_command("Out-Thing")
-                ps.start()
-                ps.send("in1")
-                ps.send(2)
-                ps.send_eof()
+                step = "keys"
+            elif (step == "opening" and opened) or (step == "keys" and key_ready):
+                start_pipeline(pool, uuid.UUID(pid), scenario)
+                step = "running"
             flush(pool)
             for e in events:
                 print("EVENT", json.dumps(e))

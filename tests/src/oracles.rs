@@ -17,8 +17,11 @@ use rps_psrp::fragment::{
 use rps_psrp::message::{MessageType, RawMessage};
 use rps_psrp::messages::Message;
 
+/// An oracle: panics when the decoders it drives break a promise on `data`.
+pub type Oracle = fn(&[u8]);
+
 /// The fuzz targets, by name: the directory names under `fuzz/corpus/` and `fixtures/fuzz/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Oracle)] = &[
     ("envelope", envelope),
     ("fragment", fragment),
     ("message", message),
@@ -29,7 +32,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// Looks a target's oracle up by name.
-pub fn oracle(name: &str) -> Option<fn(&[u8])> {
+pub fn oracle(name: &str) -> Option<Oracle> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

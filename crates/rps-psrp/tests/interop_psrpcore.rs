@@ -1392,3 +1392,171 @@ fn rps_reads_every_record_kind_psrpcore_writes() {
     );
     assert_eq!(stopped.category.category_name(), "OperationStopped");
 }
+
+/// The error record the rps server's `Write-Records` writes (and fails with).
+fn rps_error_record(fqid: &str) -> rps_psrp::records::ErrorRecord {
+    rps_psrp::records::ErrorRecord {
+        exception_message: "Cannot find alice_x000A_.".into(),
+        exception_type: Some("System.Management.Automation.ItemNotFoundException".into()),
+        fully_qualified_error_id: fqid.into(),
+        category: rps_psrp::records::CategoryInfo {
+            category: 13, // ObjectNotFound
+            activity: "Get-Thing".into(),
+            reason: "ItemNotFoundException".into(),
+            target_name: "alice".into(),
+            target_type: "String".into(),
+            message: None,
+        },
+        target_object: Some(Value::Str("alice".into())),
+        invocation: None,
+        error_details_message: None,
+        recommended_action: None,
+        script_stack_trace: None,
+    }
+}
+
+/// `Write-Records`: one record of every stream built with rps's typed records, then fails.
+struct WriteRecords;
+impl PipelineHandler for WriteRecords {
+    fn invoke(
+        &mut self,
+        _request: &CreatePipeline,
+        _input: &[Value],
+        sink: &mut PipelineSink<'_>,
+    ) -> PipelineOutcome {
+        use rps_psrp::event::RecordKind;
+        use rps_psrp::records::{
+            InformationRecord, InformationalKind, InformationalRecord, ProgressRecord,
+        };
+        sink.record(
+            RecordKind::Error,
+            rps_error_record("NotFound,Get-Thing").to_value(),
+        );
+        for (kind, rk, text) in [
+            (InformationalKind::Warning, RecordKind::Warning, "careful"),
+            (InformationalKind::Verbose, RecordKind::Verbose, "chatty"),
+            (InformationalKind::Debug, RecordKind::Debug, "dbg"),
+        ] {
+            let r = InformationalRecord {
+                kind: Some(kind),
+                message: text.into(),
+                invocation: None,
+            };
+            sink.record(rk, r.to_value());
+        }
+        let info = InformationRecord {
+            message_data: Value::Str("info msg".into()),
+            source: "Write-Information".into(),
+            time_generated: "2024-05-06T07:08:09.1234567+02:00".into(),
+            tags: vec!["t1".into(), "t2".into()],
+            user: "CONTOSO\\admin".into(),
+            computer: "EXCH01".into(),
+            process_id: 4242,
+            native_thread_id: 7,
+            managed_thread_id: 9,
+        };
+        sink.record(RecordKind::Information, info.to_value());
+        let progress = ProgressRecord {
+            activity: "Act".into(),
+            activity_id: 3,
+            status_description: "Half way".into(),
+            current_operation: Some("op".into()),
+            parent_activity_id: -1,
+            percent_complete: 50,
+            seconds_remaining: 12,
+            ..ProgressRecord::default()
+        };
+        sink.record(RecordKind::Progress, progress.to_value());
+        PipelineOutcome::Failed(rps_error_record("Failed,Get-Thing").to_value())
+    }
+}
+
+/// Records rps's typed records write, read by psrpcore; the failed pipeline's error too.
+#[test]
+fn psrpcore_reads_every_record_kind_the_rps_server_writes() {
+    let mut peer = Peer::spawn(&["client", &RPID.to_string(), &PID.to_string(), "records"]);
+    let mut server = ServerRunspacePool::new(RPID, ServerConfig::default());
+    let mut seen: Vec<J> = Vec::new();
+    for _round in 0..10 {
+        let sync = peer.sync();
+        let done = sync
+            .events
+            .iter()
+            .any(|e| e["type"] == "PipelineStateEvent");
+        seen.extend(sync.events);
+        if done {
+            break;
+        }
+        for (_, data) in &sync.data {
+            server.receive(data).unwrap();
+        }
+        while let Some(e) = server.next_event().unwrap() {
+            if let ServerEvent::CreatePipeline { pipeline_id, .. } = e {
+                server.run_pipeline(pipeline_id, &mut WriteRecords).unwrap();
+            }
+        }
+        while let Some(out) = server.data_to_send(32 * 1024).unwrap() {
+            peer.data(&out.data);
+        }
+    }
+    let records: Vec<(&str, &J)> = seen
+        .iter()
+        .filter(|e| e.get("record").is_some())
+        .map(|e| (e["type"].as_str().unwrap(), &e["record"]))
+        .collect();
+    let error = json!({
+        "message": "Cannot find alice_x000A_.",
+        "exception_types": [
+            "Deserialized.System.Management.Automation.ItemNotFoundException",
+            "Deserialized.System.Exception",
+            "Deserialized.System.Object",
+        ],
+        "fqid": "NotFound,Get-Thing",
+        "category": "ObjectNotFound",
+        "activity": "Get-Thing",
+        "reason": "ItemNotFoundException",
+        "target_name": "alice",
+        "target_type": "String",
+        "target_object": {"t": "S", "v": "alice"},
+    });
+    assert_eq!(
+        records,
+        [
+            ("ErrorRecordEvent", &error),
+            ("WarningRecordEvent", &json!({"message": "careful"})),
+            ("VerboseRecordEvent", &json!({"message": "chatty"})),
+            ("DebugRecordEvent", &json!({"message": "dbg"})),
+            (
+                "InformationRecordEvent",
+                &json!({
+                    "message_data": {"t": "S", "v": "info msg"},
+                    "source": "Write-Information",
+                    "time_generated": "2024-05-06T07:08:09.1234567+02:00",
+                    "tags": ["t1", "t2"],
+                    "user": "CONTOSO\\admin",
+                    "computer": "EXCH01",
+                    "ids": [4242, 7, 9],
+                })
+            ),
+            (
+                "ProgressRecordEvent",
+                &json!({
+                    "activity": "Act",
+                    "activity_id": 3,
+                    "status_description": "Half way",
+                    "current_operation": "op",
+                    "parent_activity_id": -1,
+                    "percent_complete": 50,
+                    "seconds_remaining": 12,
+                    "record_type": "Processing",
+                })
+            ),
+        ]
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(last["type"], "PipelineStateEvent");
+    assert_eq!(last["state"], "Failed");
+    let mut failed = error;
+    failed["fqid"] = json!("Failed,Get-Thing");
+    assert_eq!(last["reason"], failed);
+}

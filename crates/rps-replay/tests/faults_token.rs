@@ -197,3 +197,146 @@ async fn token_expiring_mid_stream_without_a_new_one_is_a_typed_error() {
     drop(pool);
     fake.shutdown().await;
 }
+
+/// A proxy in front of the fake (without redirection) that answers 401 to every Command,
+/// Send and Receive on a shell it is told to refuse, as Exchange Online does once the token
+/// a shell was created with has expired; it counts its refusals.
+struct RefusingProxy {
+    server: rps_replay::server::Server,
+    refuse: Arc<std::sync::Mutex<Option<uuid::Uuid>>>,
+    refused: Arc<AtomicUsize>,
+}
+
+async fn refusing_proxy(pod: String) -> RefusingProxy {
+    use rps_replay::server::{Response, Server};
+    use rps_session::http::{HttpRequest, Method, Transport, TransportConfig};
+    let refuse: Arc<std::sync::Mutex<Option<uuid::Uuid>>> = Arc::default();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (r, n) = (refuse.clone(), refused.clone());
+    let server = Server::bind("127.0.0.1:0", move |req| {
+        let (r, n, pod) = (r.clone(), n.clone(), pod.clone());
+        async move {
+            let env = rps_wsman::Envelope::decode(&req.body).ok();
+            let shell = env.as_ref().and_then(|e| e.shell_uuid());
+            let deleting = env
+                .as_ref()
+                .and_then(|e| e.action())
+                .is_some_and(|a| a == rps_wsman::ns::action::DELETE);
+            let blocked = *r.lock().unwrap();
+            if shell.is_some() && shell == blocked && !deleting {
+                n.fetch_add(1, Ordering::SeqCst);
+                return Response::new(401).with_header("WWW-Authenticate", "Basic Realm=\"\"");
+            }
+            let url = format!("{pod}{}", req.uri).parse().unwrap();
+            let mut fwd = HttpRequest::new(Method::Post, url);
+            for (k, v) in &req.headers {
+                if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("content-length") {
+                    fwd.headers.append(k.clone(), v.clone());
+                }
+            }
+            fwd.body = req.body.clone();
+            let mut t = Transport::new(TransportConfig::default()).unwrap();
+            match t.send(&fwd).await {
+                Ok(resp) => {
+                    let mut out = Response::new(resp.status).with_body(resp.body);
+                    for (k, v) in resp.headers.iter() {
+                        if k.eq_ignore_ascii_case("content-type")
+                            || k.eq_ignore_ascii_case("set-cookie")
+                        {
+                            out = out.with_header(k, v);
+                        }
+                    }
+                    out
+                }
+                Err(_) => Response::dropped(),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    RefusingProxy {
+        server,
+        refuse,
+        refused,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_refusing_the_token_is_rebuilt_and_the_command_sent_again() {
+    let fake = FakeExchange::builder()
+        .mailboxes(300)
+        .redirect(false)
+        .start()
+        .await
+        .unwrap();
+    let pod = fake
+        .pod_url()
+        .split("/powershell-liveid")
+        .next()
+        .unwrap()
+        .to_owned();
+    let proxy = refusing_proxy(pod).await;
+    let mut options = fake.connect_options();
+    options.endpoint.url = format!("{}{}", proxy.server.url(), rps_replay::fake::LIVEID_PATH)
+        .parse()
+        .unwrap();
+    let pool = RunspacePool::connect(options).await.unwrap();
+    let r = pool
+        .invoke([get_mailbox("5")])
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(r.unwrap().output.len(), 5);
+    let first = pool.shell_id();
+
+    // The shell now refuses the token: the Command is refused (also after the client's own
+    // token refresh), the pool is rebuilt, and the command runs on the new shell in full.
+    *proxy.refuse.lock().unwrap() = Some(first);
+    let r = pool
+        .invoke([get_mailbox("50")])
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .expect("the command runs again on a new shell");
+    assert_eq!(r.output.len(), 50);
+    assert_eq!(r.state, Some(PsInvocationState::Completed));
+    let second = pool.shell_id();
+    assert_ne!(second, first);
+    assert!(proxy.refused.load(Ordering::SeqCst) >= 2);
+    assert_eq!(fake.open_shells(), 1, "the refused shell was deleted");
+
+    // Refused mid-stream: the listing ends with a typed error after what it delivered (it
+    // already ran on the server, so it is not repeated); the next command gets a new shell.
+    let mut p = pool.invoke([get_mailbox("Unlimited")]).await.unwrap();
+    let mut outputs = 0;
+    while outputs < 10 {
+        if let PipelineEvent::Output(_) = p.next_event().await.unwrap().unwrap() {
+            outputs += 1;
+        }
+    }
+    *proxy.refuse.lock().unwrap() = Some(second);
+    let err = loop {
+        match p.next_event().await {
+            Some(Ok(PipelineEvent::Output(_))) => outputs += 1,
+            Some(Ok(PipelineEvent::Finished { .. })) | None => panic!("cannot finish"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break e,
+        }
+    };
+    assert!(err.is_unauthorized(), "{err}");
+    assert!(outputs < 300);
+    let r = pool
+        .invoke([get_mailbox("3")])
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(r.unwrap().output.len(), 3);
+    assert_ne!(pool.shell_id(), second);
+    pool.close().await.unwrap();
+    assert_eq!(fake.open_shells(), 0);
+    proxy.server.shutdown().await;
+    fake.shutdown().await;
+}

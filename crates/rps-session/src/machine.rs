@@ -365,6 +365,8 @@ pub struct Session {
     in_flight: Option<Operation>,
     /// The extra stop Signal sent beside the request in flight.
     signal_in_flight: Option<Uuid>,
+    /// The extra Signal failed in transit: no other until the request in flight is answered.
+    signal_blocked: bool,
     /// The Create succeeded, so the shell exists on the server until deleted.
     created: bool,
     /// Set by [`Session::abandon`]: send nothing but the Delete.
@@ -409,6 +411,7 @@ impl Session {
             phase: Phase::New,
             in_flight: None,
             signal_in_flight: None,
+            signal_blocked: false,
             created: false,
             abandoned: false,
             pipelines: HashMap::new(),
@@ -808,6 +811,7 @@ impl Session {
     /// out through [`Session::poll_request`] instead.
     pub fn poll_signal(&mut self) -> Option<WsmanRequest> {
         if self.signal_in_flight.is_some()
+            || self.signal_blocked
             || !matches!(self.in_flight, Some(Operation::Receive(_)))
             || !matches!(self.phase, Phase::Opened | Phase::Closing)
         {
@@ -858,6 +862,7 @@ impl Session {
     /// through [`Session::poll_request`] once the request in flight has been answered.
     pub fn handle_signal_transport_error(&mut self, message: &str) -> SessionError {
         let pid = self.signal_in_flight.take();
+        self.signal_blocked = true;
         if let Some(slot) = pid.and_then(|p| self.pipelines.get_mut(&p))
             && !slot.finished
         {
@@ -878,6 +883,7 @@ impl Session {
                 state: "not waiting",
             });
         };
+        self.signal_blocked = false;
         let result = self.handle(op, status, body);
         if let Err(e) = &result {
             if matches!(op, Operation::Receive(_)) && e.http_status() == Some(503) {
@@ -911,6 +917,7 @@ impl Session {
         let Some(op) = self.in_flight.take() else {
             return Ok(());
         };
+        self.signal_blocked = false;
         let err = SessionError::Transport {
             operation: op.name(),
             message: message.to_owned(),

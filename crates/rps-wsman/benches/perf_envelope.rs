@@ -24,7 +24,10 @@ fn chunks() -> (Vec<Vec<u8>>, String) {
         if let (Ok(frag), Ok(idx)) = (frag, idx) {
             let mut out = Vec::new();
             let mut at = 0;
-            for len in idx.split_whitespace().filter_map(|l| l.parse::<usize>().ok()) {
+            for len in idx
+                .split_whitespace()
+                .filter_map(|l| l.parse::<usize>().ok())
+            {
                 out.push(frag[at..at + len].to_vec());
                 at += len;
             }
@@ -136,9 +139,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("receive_response");
     g.sample_size(20);
     g.throughput(Throughput::Bytes(total as u64));
-    g.bench_function("decode_stream", |b| {
-        b.iter(|| decode_all(black_box(&envs)))
-    });
+    g.bench_function("decode_stream", |b| b.iter(|| decode_all(black_box(&envs))));
     g.bench_function("base64_only", |b| {
         b.iter(|| {
             let mut n = 0;

@@ -331,15 +331,21 @@ fn mailbox(i: usize, s: &Shared) -> Value {
     p("MaxSendSize", Value::Str("35 MB (36,700,160 bytes)".into()));
     p(
         "ResourceCapacity",
-        if i % 9 == 0 {
+        if i.is_multiple_of(9) {
             Value::I32(12)
         } else {
             Value::Nil
         },
     );
-    p("HiddenFromAddressListsEnabled", Value::Bool(i % 20 == 0));
+    p(
+        "HiddenFromAddressListsEnabled",
+        Value::Bool(i.is_multiple_of(20)),
+    );
     p("Database", db.clone());
-    p("ArchiveDatabase", if i % 4 == 0 { db } else { Value::Nil });
+    p(
+        "ArchiveDatabase",
+        if i.is_multiple_of(4) { db } else { Value::Nil },
+    );
     let proxies: Vec<Value> = (0..5)
         .map(|k| Value::Str(format!("smtp:{alias}.{k}@contoso{k}.mail.onmicrosoft.com")))
         .chain(std::iter::once(Value::Str(format!("SMTP:{smtp}"))))
