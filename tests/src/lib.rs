@@ -1,4 +1,8 @@
-//! Helpers shared by the conformance suite: where the fixtures live.
+//! Helpers shared by the conformance suite: where the fixtures live, the negative corpus
+//! ([`negative`]) and the fuzz oracles ([`oracles`]).
+
+pub mod negative;
+pub mod oracles;
 
 use std::path::PathBuf;
 
@@ -66,5 +70,3 @@ pub fn pypsrp_recordings() -> Vec<PathBuf> {
         })
         .collect()
 }
-pub mod oracles;
-pub mod negative;

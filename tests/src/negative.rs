@@ -176,7 +176,8 @@ pub fn decode(decoder: &str, limits: &Map<String, Json>, data: &[u8]) -> Outcome
         }
         "defrag" => {
             let mut out = Vec::new();
-            match Defragmenter::new(defrag_limits(limits)).feed(Bytes::copy_from_slice(data), &mut out)
+            match Defragmenter::new(defrag_limits(limits))
+                .feed(Bytes::copy_from_slice(data), &mut out)
             {
                 Ok(()) => Outcome::Accepted,
                 Err(e) => err(e),
@@ -247,8 +248,8 @@ pub fn check_folder(folder: &str, gaps: bool) -> usize {
     let mut failures = Vec::new();
     for e in &entries {
         let path = dir().join(&e.file);
-        let data =
-            std::fs::read(&path).unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+        let data = std::fs::read(&path)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
         if let Some(m) = mismatch(e, &decode(&e.decoder, &e.limits, &data)) {
             failures.push(m);
         }

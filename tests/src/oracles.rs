@@ -59,7 +59,11 @@ pub fn envelope(data: &[u8]) {
         again, env,
         "envelope changed in an encode/decode round trip\n--- encoded:\n{text}"
     );
-    assert_eq!(again.encode(), text, "envelope encoding is not a fixed point");
+    assert_eq!(
+        again.encode(),
+        text,
+        "envelope encoding is not a fixed point"
+    );
 }
 
 /// `FragmentReader` and `Defragmenter` (under [`FUZZ_DEFRAG_LIMITS`]).
@@ -97,7 +101,11 @@ pub fn fragment(data: &[u8]) {
         }
     }
     if !errored {
-        assert_eq!(consumed, data.len(), "reader stopped early without an error");
+        assert_eq!(
+            consumed,
+            data.len(),
+            "reader stopped early without an error"
+        );
     }
 
     let limits = FUZZ_DEFRAG_LIMITS;
@@ -129,7 +137,10 @@ pub fn fragment(data: &[u8]) {
                 let entry = model
                     .get_mut(&h.object_id)
                     .expect("an accepted fragment belongs to a started object");
-                assert_eq!(entry.0, h.fragment_id, "accepted a fragment out of sequence");
+                assert_eq!(
+                    entry.0, h.fragment_id,
+                    "accepted a fragment out of sequence"
+                );
                 entry.0 += 1;
                 entry.1.extend_from_slice(&f.blob);
                 match done {
@@ -160,7 +171,11 @@ pub fn fragment(data: &[u8]) {
         assert_eq!(fed, pushed, "feed and push completed different messages");
     } else {
         assert!(fed.len() <= pushed.len());
-        assert_eq!(fed[..], pushed[..fed.len()], "feed and push disagree before the error");
+        assert_eq!(
+            fed[..],
+            pushed[..fed.len()],
+            "feed and push disagree before the error"
+        );
     }
 
     // Round trip of what was assembled, at a fragment size chosen by the input.
@@ -188,7 +203,11 @@ pub fn fragment(data: &[u8]) {
 /// decodes to the same payload.
 pub fn message(data: &[u8]) {
     if let Ok(raw) = RawMessage::decode(Bytes::copy_from_slice(data)) {
-        assert_eq!(raw.encode(), data, "raw message does not re-encode to its input");
+        assert_eq!(
+            raw.encode(),
+            data,
+            "raw message does not re-encode to its input"
+        );
         typed_message(raw.header.message_type, &raw.data);
     }
     if let Some((&sel, body)) = data.split_first() {
@@ -220,7 +239,11 @@ fn typed_message(ty: MessageType, data: &Bytes) {
             String::from_utf8_lossy(&enc)
         );
     }
-    assert_eq!(again.encode_data(), enc, "payload encoding is not a fixed point");
+    assert_eq!(
+        again.encode_data(),
+        enc,
+        "payload encoding is not a fixed point"
+    );
 }
 
 /// NaN is the one value `PartialEq` cannot compare with itself.
@@ -238,9 +261,16 @@ pub fn clixml(data: &[u8]) {
             Err(e) => panic!("written clixml does not read back: {e}\n--- written:\n{text}"),
         };
         if !contains_nan(text.as_bytes()) {
-            assert_eq!(again, v, "value changed in a round trip\n--- written:\n{text}");
+            assert_eq!(
+                again, v,
+                "value changed in a round trip\n--- written:\n{text}"
+            );
         }
-        assert_eq!(clixml::to_string(&again), text, "writing is not a fixed point");
+        assert_eq!(
+            clixml::to_string(&again),
+            text,
+            "writing is not a fixed point"
+        );
     }
     if let Ok(vs) = clixml::document_from_slice(data) {
         let text = clixml::write_document(&vs);
@@ -249,7 +279,10 @@ pub fn clixml(data: &[u8]) {
             Err(e) => panic!("written document does not read back: {e}\n--- written:\n{text}"),
         };
         if !contains_nan(text.as_bytes()) {
-            assert_eq!(again, vs, "document changed in a round trip\n--- written:\n{text}");
+            assert_eq!(
+                again, vs,
+                "document changed in a round trip\n--- written:\n{text}"
+            );
         }
         assert_eq!(
             clixml::write_document(&again),

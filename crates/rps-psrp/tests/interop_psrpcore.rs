@@ -949,7 +949,6 @@ fn rps_client_opens_and_runs_a_pipeline_on_a_psrpcore_server() {
 /// first) and reads `ExtraCmds` as the whole list. rps-psrp puts only statements 2.. in
 /// `ExtraCmds` and reads `Cmds` + `ExtraCmds`, so psrpcore drops rps's first statement.
 #[test]
-#[ignore = "rps-psrp ExtraCmds differs from psrpcore/pypsrp: first statement dropped (see doc comment)"]
 fn rps_client_runs_a_multi_statement_pipeline_on_a_psrpcore_server() {
     rps_client_against_psrpcore_server(true);
 }
@@ -1079,7 +1078,6 @@ fn psrpcore_client_opens_and_runs_a_pipeline_on_the_rps_server() {
 /// rps reads psrpcore's `Cmds` and then every `ExtraCmds` entry, so the first statement
 /// runs twice.
 #[test]
-#[ignore = "rps-psrp ExtraCmds differs from psrpcore/pypsrp: first statement duplicated (see doc comment)"]
 fn psrpcore_client_runs_a_multi_statement_pipeline_on_the_rps_server() {
     psrpcore_client_against_rps_server(true);
 }

@@ -182,14 +182,10 @@ fn assert_result_ok(r: &J) {
     assert_eq!(r["state"], PsInvocationState::Completed.to_i32());
 }
 
-/// The path in lower case. With `path="PowerShell"` pypsrp's first Receive is refused: the
-/// fake answers the Create with `Set-Cookie: MS-WSMAN=<id>; path=/powershell; HttpOnly` (the
-/// request path lower-cased, as Exchange Online does for `/powershell-liveid`), cookie paths
-/// match case-sensitively (RFC 6265 5.1.4) so `requests` does not send the cookie to
-/// `/PowerShell`, and the fake answers the cookie-less Receive with HTTP 400 and a
-/// `wsman:InvalidSelectors` fault ("the shell was not found"). Our client matches cookie
-/// paths case-insensitively on purpose (rps-session `http/cookie.rs`), so it works with both.
+/// pypsrp (a client nobody here wrote) and ours, on the on-premises style path `/PowerShell`
+/// with plain Basic. The fake keeps the request path's case in the `MS-WSMAN` cookie there,
+/// so pypsrp's case-sensitive cookie matching (RFC 6265 5.1.4) sends it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pypsrp_and_rps_get_the_same_mailboxes_from_the_fake() {
-    pypsrp_and_rps_agree("powershell").await;
+    pypsrp_and_rps_agree("PowerShell").await;
 }

@@ -6,7 +6,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use rps_conformance::{fixtures_dir, files_with_suffix, negative, oracles};
+use rps_conformance::{files_with_suffix, fixtures_dir, negative, oracles};
 
 /// Regression files that still fail, each with its own ignored test below:
 /// (target, file name).
@@ -25,6 +25,7 @@ fn replay(target: &str, path: &Path) -> Result<(), String> {
     })
 }
 
+#[allow(dead_code)] // for the ignored test of each KNOWN_FAILURES entry
 fn replay_known(target: &str, name: &str) {
     let path = fixtures_dir().join("fuzz").join(target).join(name);
     if let Err(e) = replay(target, &path) {
@@ -39,7 +40,10 @@ fn every_fuzz_regression_replays_clean() {
     let mut replayed = 0;
     for (target, _) in oracles::TARGETS {
         for path in files_with_suffix(&root.join(target), &[""]) {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             if KNOWN_FAILURES.contains(&(*target, name)) || name == "README.md" {
                 continue;
             }

@@ -15,7 +15,11 @@ fn negative_manifest_lists_every_corpus_file() {
     listed.sort();
     let before = listed.len();
     listed.dedup();
-    assert_eq!(before, listed.len(), "a file is listed twice in manifest.json");
+    assert_eq!(
+        before,
+        listed.len(),
+        "a file is listed twice in manifest.json"
+    );
     assert_eq!(
         listed,
         rps_conformance::negative::corpus_files(),

@@ -7,7 +7,10 @@ use rps_conformance::negative;
 #[test]
 fn negative_fragment_streams_fail_with_their_exact_errors() {
     let n = negative::check_folder("fragment/", false);
-    assert!(n >= 10, "only {n} negative fragment streams in the manifest");
+    assert!(
+        n >= 10,
+        "only {n} negative fragment streams in the manifest"
+    );
 }
 
 #[test]

@@ -387,7 +387,10 @@ impl PowerShell {
             ),
         ];
         if self.statements.len() > 1 {
-            let extra = self.statements[1..]
+            // PowerShell batches statements as ExtraCmds holding every statement, the first
+            // included; Cmds repeats the first for readers that don't know ExtraCmds.
+            let extra = self
+                .statements
                 .iter()
                 .map(|s| ms_object(vec![("Cmds", Self::cmds_value(s))]))
                 .collect();
@@ -399,12 +402,19 @@ impl PowerShell {
     fn from_value(v: &Value) -> Result<Self, PayloadError> {
         let ctx = MessageType::CreatePipeline.name();
         let p = Props::of(v, ctx)?;
-        let mut statements = vec![Self::read_cmds(p.req("Cmds")?)?];
-        if let Some(extra) = p.opt("ExtraCmds") {
-            for s in list_items(extra).unwrap_or(&[]) {
-                statements.push(Self::read_cmds(Props::of(s, ctx)?.req("Cmds")?)?);
-            }
-        }
+        // When ExtraCmds is present it holds every statement (the first included) and Cmds
+        // only repeats the first; otherwise Cmds is the one statement.
+        let extra = p
+            .opt("ExtraCmds")
+            .and_then(list_items)
+            .filter(|items| !items.is_empty());
+        let statements = match extra {
+            Some(items) => items
+                .iter()
+                .map(|s| Self::read_cmds(Props::of(s, ctx)?.req("Cmds")?))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![Self::read_cmds(p.req("Cmds")?)?],
+        };
         Ok(PowerShell {
             statements,
             is_nested: p.opt_bool("IsNested")?.unwrap_or(false),

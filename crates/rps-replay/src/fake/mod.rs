@@ -944,7 +944,7 @@ async fn create(
             "Set-Cookie",
             format!(
                 "MS-WSMAN={cookie}; path={}; HttpOnly",
-                req.path().trim_end_matches('/').to_ascii_lowercase()
+                cookie_path(req.path())
             ),
         );
     }
@@ -971,6 +971,18 @@ fn application_private_data() -> rps_psrp::clixml::Value {
         entries: vec![("PSVersionTable".into(), table.to_value())],
     }
     .to_value()
+}
+
+/// The cookie's path: Exchange Online sets `/powershell-liveid` in lower case whatever the
+/// request's case (clients must match it case-insensitively); other paths keep the request's
+/// case, so case-sensitive clients (RFC 6265) send the cookie back on `/PowerShell`.
+fn cookie_path(path: &str) -> String {
+    let path = path.trim_end_matches('/');
+    if path.eq_ignore_ascii_case("/powershell-liveid") {
+        path.to_ascii_lowercase()
+    } else {
+        path.to_owned()
+    }
 }
 
 fn receive_budget(env: &Envelope) -> usize {
