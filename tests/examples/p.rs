@@ -1,9 +1,10 @@
-//! temporary
+//! temporary: replay files through an oracle
 fn main() {
-    for f in ["escaped-namespace-uri.xml", "charref-soap-namespace.xml"] {
-        let d = std::fs::read(rps_conformance::fixtures_dir().join("fuzz/envelope").join(f)).unwrap();
-        let e = rps_wsman::Envelope::decode(&d);
-        println!("{f}: {e:?}");
-        if let Ok(e) = e { println!("{}", e.encode()); }
+    let a: Vec<String> = std::env::args().collect();
+    let f = rps_conformance::oracles::oracle(&a[1]).unwrap();
+    for p in &a[2..] {
+        let d = std::fs::read(p).unwrap();
+        let r = std::panic::catch_unwind(|| f(&d));
+        println!("{p}: {}", if r.is_ok() { "ok" } else { "FAIL" });
     }
 }

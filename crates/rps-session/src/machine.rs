@@ -832,8 +832,9 @@ impl Session {
     }
 
     /// Handles the answer to the extra Signal of [`Session::poll_signal`]. A fault is not an
-    /// error (the pipeline may have finished first); an HTTP error is returned but leaves
-    /// the session as it was: the pipeline's Receive carries on.
+    /// error (the pipeline may have finished first); an HTTP error is returned and the stop
+    /// queued again, to go out through [`Session::poll_request`] after the request in
+    /// flight; the pipeline's Receive carries on.
     pub fn handle_signal_response(&mut self, status: u16, body: &[u8]) -> Result<(), SessionError> {
         let Some(pid) = self.signal_in_flight.take() else {
             return Err(SessionError::State {
@@ -848,13 +849,23 @@ impl Session {
                 found: env.header.action.unwrap_or_else(|| "no action".to_owned()),
             }),
             Err(_) if status == 200 => Ok(()),
-            Err(_) => Err(SessionError::Http {
-                operation: Operation::Signal(pid).name(),
-                status,
-                text: String::from_utf8_lossy(&body[..body.len().min(512)])
-                    .trim()
-                    .to_owned(),
-            }),
+            Err(_) => {
+                // Refused before it was looked at (503, a proxy): send the stop again once
+                // the request in flight has been answered.
+                self.signal_blocked = true;
+                if let Some(slot) = self.pipelines.get_mut(&pid)
+                    && !slot.finished
+                {
+                    slot.stop_sent = false;
+                }
+                Err(SessionError::Http {
+                    operation: Operation::Signal(pid).name(),
+                    status,
+                    text: String::from_utf8_lossy(&body[..body.len().min(512)])
+                        .trim()
+                        .to_owned(),
+                })
+            }
         }
     }
 

@@ -1091,22 +1091,7 @@ impl Driver {
 
     fn absorb_signal(&mut self, (client, sent): SignalOutcome) {
         self.signal_http = Some(client);
-        let r = match sent {
-            Ok(resp) if resp.status == 401 => {
-                Err(self.st.session.handle_signal_transport_error("HTTP 401"))
-            }
-            Ok(resp) => self
-                .st
-                .session
-                .handle_signal_response(resp.status, &resp.body),
-            Err(e) => Err(self
-                .st
-                .session
-                .handle_signal_transport_error(&e.to_string())),
-        };
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "stop signal failed; it goes out again after the receive");
-        }
+        absorb_signal_result(&mut self.st.session, sent);
     }
 
     /// Decides what an error means: `Ok` when the session goes on (retry, pipeline lost,

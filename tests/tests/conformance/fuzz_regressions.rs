@@ -10,7 +10,11 @@ use rps_conformance::{files_with_suffix, fixtures_dir, negative, oracles};
 
 /// Regression files that still fail, each with its own ignored test below:
 /// (target, file name).
-const KNOWN_FAILURES: &[(&str, &str)] = &[];
+const KNOWN_FAILURES: &[(&str, &str)] = &[
+    ("envelope", "crash-d72869f68aa43697b4b8b6697f3be65dad30f63f"),
+    ("envelope", "escaped-namespace-uri.xml"),
+    ("envelope", "charref-soap-namespace.xml"),
+];
 
 fn replay(target: &str, path: &Path) -> Result<(), String> {
     let oracle = oracles::oracle(target).unwrap_or_else(|| panic!("no fuzz target {target}"));
@@ -25,7 +29,6 @@ fn replay(target: &str, path: &Path) -> Result<(), String> {
     })
 }
 
-#[allow(dead_code)] // for the ignored test of each KNOWN_FAILURES entry
 fn replay_known(target: &str, name: &str) {
     let path = fixtures_dir().join("fuzz").join(target).join(name);
     if let Err(e) = replay(target, &path) {
@@ -90,4 +93,29 @@ fn negative_corpus_passes_the_oracles() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+#[ignore = "crash: rps-wsman xml.rs resolve() keeps xmlns values un-unescaped, so an unknown header \
+            bound to a namespace with `<`/`>` changes in encode/decode (fuzz find)"]
+fn envelope_crash_d72869f6_namespace_round_trip() {
+    replay_known("envelope", "crash-d72869f68aa43697b4b8b6697f3be65dad30f63f");
+}
+
+#[test]
+#[ignore = "crash: rps-wsman xml.rs resolve(): xmlns:p=\"urn:a&amp;b\" resolves to `urn:a&amp;b`, and \
+            RawElement re-escapes it to `urn:a&amp;amp;b` on every round trip"]
+fn envelope_escaped_namespace_uri_round_trip() {
+    replay_known("envelope", "escaped-namespace-uri.xml");
+}
+
+#[test]
+#[ignore = "crash: rps-wsman xml.rs resolve(): the SOAP namespace written with a character \
+            reference (soap&#x2D;envelope) is not decoded, so Envelope::decode says NotEnvelope"]
+fn envelope_charref_soap_namespace_is_soap() {
+    let path = fixtures_dir().join("fuzz/envelope/charref-soap-namespace.xml");
+    let data = std::fs::read(path).expect("fixture");
+    let env = rps_wsman::Envelope::decode(&data);
+    assert!(env.is_ok(), "a SOAP 1.2 envelope was refused: {env:?}");
+    replay_known("envelope", "charref-soap-namespace.xml");
 }
