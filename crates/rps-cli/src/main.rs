@@ -296,11 +296,13 @@ async fn invoke(c: InvokeCommand, rec: Recording) -> anyhow::Result<ExitCode> {
         let pool = RunspacePool::connect(options)
             .await
             .with_context(|| format!("cannot connect to {host}"))?;
-        let result = pool
+        let result = match pool
             .invoke([rps_session::Command::script(script.clone())])
-            .await?
-            .collect()
-            .await;
+            .await
+        {
+            Ok(pipeline) => pipeline.collect().await,
+            Err(e) => Err(e),
+        };
         let closed = pool.close().await;
         let result = result?;
         closed?;
@@ -344,7 +346,10 @@ async fn commands(c: CommandsCommand) -> anyhow::Result<ExitCode> {
     let pool = RunspacePool::connect(options)
         .await
         .with_context(|| format!("cannot connect to {host}"))?;
-    let result = pool.get_command_metadata(names).await?.collect().await;
+    let result = match pool.get_command_metadata(names).await {
+        Ok(pipeline) => pipeline.collect().await,
+        Err(e) => Err(e),
+    };
     let closed = pool.close().await;
     let result = result?;
     closed?;

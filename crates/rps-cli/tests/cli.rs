@@ -688,3 +688,82 @@ fn app_sign_in_with_a_client_secret_against_a_mock_authority() {
     );
     assert!(!err.contains("s3cr3t-value"), "{err}");
 }
+
+#[test]
+fn script_file_runs_one_cmdlet_line_per_line() {
+    let f = fake(6);
+    let tok = temp_file("token-script", &f.fake.mint_token(&TokenSpec::app_only()));
+    let script = temp_file(
+        "lines.ps1",
+        "# mailboxes, then recipients\nGet-Mailbox -ResultSize 2\n\nGet-Recipient -ResultSize 3\n",
+    );
+    let base = base_url(&f);
+    let mut args = vec!["exo"];
+    args.extend(exo_args(&f, &base, tok.to_str().expect("path")));
+    args.extend(["-o", "jsonl", "--script", script.to_str().expect("path")]);
+    let o = rps(&args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(out.lines().count(), 5, "{out}");
+
+    // A malformed line is a usage error naming the line, before anything is sent.
+    let bad = temp_file(
+        "bad.ps1",
+        "Get-Mailbox\nGet-Mailbox -Identity 'unterminated\n",
+    );
+    let mut args = vec!["exo"];
+    args.extend(exo_args(&f, &base, tok.to_str().expect("path")));
+    args.extend(["--script", bad.to_str().expect("path")]);
+    let before = f.fake.stats().front_requests;
+    let o = rps(&args);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert_eq!(f.fake.stats().front_requests, before, "nothing was sent");
+}
+
+#[test]
+fn invoke_command_script_is_refused_by_the_exchange_configuration() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt
+        .block_on(
+            FakeExchange::builder()
+                .basic_user("admin@contoso.com", "Adm1n-Pass")
+                .bind("127.0.0.1:0")
+                .start(),
+        )
+        .expect("fake");
+    let o = Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args([
+            "invoke",
+            "--uri",
+            &fake.basic_url(),
+            "--configuration-name",
+            "Microsoft.Exchange",
+            "--user",
+            "admin@contoso.com",
+            "--password-env",
+            "RPS_TEST_PASSWORD",
+            "--insecure-http",
+            "--command",
+            "Get-Mailbox | ForEach-Object { $_.Name }",
+        ])
+        .env("RPS_TEST_PASSWORD", "Adm1n-Pass")
+        .output()
+        .expect("run");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("NoLanguage") || err.contains("script"),
+        "{err}"
+    );
+    assert_eq!(
+        fake.open_shells(),
+        0,
+        "the shell was deleted after the refusal"
+    );
+}

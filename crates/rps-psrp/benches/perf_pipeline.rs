@@ -24,11 +24,14 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use perf_support::{Workload, check_all};
 use rps_psrp::clixml::{self, Value};
 
+/// `$RPS_BENCH_N`, else 1000 when timing (`cargo bench`) and 300 in the quick correctness
+/// mode (`cargo test --benches`, which runs unoptimized and without `--bench`).
 fn n() -> usize {
+    let timing = std::env::args().any(|a| a == "--bench");
     std::env::var("RPS_BENCH_N")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(if timing { 1000 } else { 300 })
 }
 
 /// Checks every stage's output once; returns the decoded values.

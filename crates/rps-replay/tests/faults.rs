@@ -480,43 +480,40 @@ async fn stop_does_not_wait_for_the_receive_long_poll() {
 async fn concurrent_pipelines_on_one_pool_have_disjoint_streams() {
     let fake = start(600, "").await;
     let pool = RunspacePool::connect(fake.connect_options()).await.unwrap();
-    let sizes = ["150", "300", "600"];
-    let (a, b, c) = tokio::join!(
-        async {
-            pool.invoke([get_mailbox(sizes[0])])
-                .await
-                .unwrap()
-                .collect()
-                .await
-        },
-        async {
-            pool.invoke([get_mailbox(sizes[1])])
-                .await
-                .unwrap()
-                .collect()
-                .await
-        },
-        async {
-            pool.invoke([Command::new("Get-Recipient").param("ResultSize", sizes[2])])
-                .await
-                .unwrap()
-                .collect()
-                .await
-        },
+    let collect = |c: Command| {
+        let started = pool.invoke([c]);
+        async move { started.await.unwrap().collect().await.unwrap() }
+    };
+    // Three Get-Mailbox at once, and a Get-Recipient beside them.
+    let (a, b, c, d) = tokio::join!(
+        collect(get_mailbox("150")),
+        collect(get_mailbox("300")),
+        collect(get_mailbox("600")),
+        collect(Command::new("Get-Recipient").param("ResultSize", 100)),
     );
-    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
     assert_eq!(
-        (a.output.len(), b.output.len(), c.output.len()),
-        (150, 300, 600)
+        (
+            a.output.len(),
+            b.output.len(),
+            c.output.len(),
+            d.output.len()
+        ),
+        (150, 300, 600, 100)
     );
-    // The same listing twice: the shorter is the longer's prefix, each object once.
-    let (ta, tb) = (texts(&a.output), texts(&b.output));
-    assert_eq!(ta[..], tb[..150]);
-    assert_eq!(tb.iter().collect::<HashSet<_>>().len(), 300);
+    // The same listing three times: each is exactly the full listing's prefix, each
+    // object once, so no object went to the wrong pipeline or came twice.
+    let (ta, tb, tc) = (texts(&a.output), texts(&b.output), texts(&c.output));
+    assert_eq!(tc.iter().collect::<HashSet<_>>().len(), 600);
+    assert_eq!(ta[..], tc[..150]);
+    assert_eq!(tb[..], tc[..300]);
     // Get-Recipient's objects are not mailboxes: nothing crossed over.
-    let tc = texts(&c.output);
-    assert!(tc.iter().all(|t| !tb.contains(t)));
+    let td = texts(&d.output);
+    assert!(td.iter().all(|t| !tc.contains(t)));
+    for r in [&a, &b, &c, &d] {
+        assert_eq!(r.state, Some(PsInvocationState::Completed));
+    }
     pool.close().await.unwrap();
+    assert_eq!(fake.open_shells(), 0);
     fake.shutdown().await;
 }
 

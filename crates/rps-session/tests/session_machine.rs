@@ -343,3 +343,25 @@ fn abandon_sends_only_the_delete() {
     assert_eq!(fresh.phase(), Phase::Closed);
     assert!(fresh.poll_request().unwrap().is_none());
 }
+
+#[test]
+fn extra_signal_refused_with_503_is_sent_again_after_the_receive() {
+    let (mut s, mut server) = opened();
+    let pid = start(&mut s, &mut server, 50);
+    let receive = s.poll_request().unwrap().unwrap();
+    s.stop(pid).unwrap();
+    let _sig = s.poll_signal().unwrap();
+    let err = s
+        .handle_signal_response(503, b"Service Unavailable")
+        .unwrap_err();
+    assert_eq!(err.http_status(), Some(503));
+    assert_eq!(err.operation(), Some("Signal"));
+    assert!(
+        s.poll_signal().is_none(),
+        "not again beside the same Receive"
+    );
+    s.handle_response(500, &timed_out(&receive)).unwrap();
+    let next = s.poll_request().unwrap().unwrap();
+    assert_eq!(next.operation, Operation::Signal(pid));
+    assert_eq!(signal_code(&next), signal::PS_CTRL_C);
+}
