@@ -4,7 +4,7 @@
 use crate::clixml::Value;
 use crate::message::MessageType;
 
-use super::session::{ApartmentState, HostInfo};
+use super::session::{ApartmentState, HostInfo, read_host_info};
 use super::util::{Props, dotnet_enum, list_items, list_value, ms_object};
 use super::{Payload, PayloadError};
 
@@ -471,7 +471,7 @@ impl Payload for CreatePipeline {
             apartment_state: p.enum_of("ApartmentState", ApartmentState::from_i32)?,
             remote_stream_options: RemoteStreamOptions(p.i32("RemoteStreamOptions")?),
             add_to_history: p.bool("AddToHistory")?,
-            host_info: HostInfo::from_value(p.req("HostInfo")?, ctx)?,
+            host_info: read_host_info(p.req("HostInfo")?, ctx)?,
             power_shell: PowerShell::from_value(p.req("PowerShell")?)?,
             is_nested: p.opt_bool("IsNested")?.unwrap_or(false),
         })

@@ -93,61 +93,21 @@ dotnet_enum! {
     }
 }
 
-/// `HostInfo` ([MS-PSRP] 2.2.3.14): what host the client offers to the server.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostInfo {
-    /// No host at all.
-    pub is_host_null: bool,
-    /// No UI.
-    pub is_host_ui_null: bool,
-    /// No raw UI.
-    pub is_host_raw_ui_null: bool,
-    /// Use the server's own host instead.
-    pub use_runspace_host: bool,
-    /// `_hostDefaultData` (console colours, sizes, title), kept as received.
-    pub host_default_data: Option<Value>,
-}
+/// `HostInfo` ([MS-PSRP] 2.2.3.14): what host the client offers to the server. One type
+/// serves the messages and the record views.
+pub use crate::records::HostInfo;
 
-impl Default for HostInfo {
-    /// No host: the server uses its own.
-    fn default() -> Self {
-        HostInfo {
-            is_host_null: true,
-            is_host_ui_null: true,
-            is_host_raw_ui_null: true,
-            use_runspace_host: true,
-            host_default_data: None,
-        }
-    }
-}
-
-impl HostInfo {
-    /// Reads a `HostInfo` object.
-    pub fn from_value(v: &Value, ctx: &'static str) -> Result<Self, PayloadError> {
-        let p = Props::of(v, ctx)?;
-        Ok(HostInfo {
-            is_host_null: p.opt_bool("_isHostNull")?.unwrap_or(true),
-            is_host_ui_null: p.opt_bool("_isHostUINull")?.unwrap_or(true),
-            is_host_raw_ui_null: p.opt_bool("_isHostRawUINull")?.unwrap_or(true),
-            use_runspace_host: p.opt_bool("_useRunspaceHost")?.unwrap_or(true),
-            host_default_data: p.opt("_hostDefaultData").cloned(),
-        })
-    }
-
-    /// The `HostInfo` object.
-    pub fn to_value(&self) -> Value {
-        let mut props = Vec::new();
-        if let Some(d) = &self.host_default_data {
-            props.push(("_hostDefaultData", d.clone()));
-        }
-        props.extend([
-            ("_isHostNull", Value::Bool(self.is_host_null)),
-            ("_isHostUINull", Value::Bool(self.is_host_ui_null)),
-            ("_isHostRawUINull", Value::Bool(self.is_host_raw_ui_null)),
-            ("_useRunspaceHost", Value::Bool(self.use_runspace_host)),
-        ]);
-        ms_object(props)
-    }
+/// Reads a `HostInfo` object leniently: a missing flag means "no host" (`true`), as servers
+/// treat it.
+pub(crate) fn read_host_info(v: &Value, ctx: &'static str) -> Result<HostInfo, PayloadError> {
+    let p = Props::of(v, ctx)?;
+    Ok(HostInfo {
+        is_host_null: p.opt_bool("_isHostNull")?.unwrap_or(true),
+        is_host_ui_null: p.opt_bool("_isHostUINull")?.unwrap_or(true),
+        is_host_raw_ui_null: p.opt_bool("_isHostRawUINull")?.unwrap_or(true),
+        use_runspace_host: p.opt_bool("_useRunspaceHost")?.unwrap_or(true),
+        host_default_data: p.opt("_hostDefaultData").cloned(),
+    })
 }
 
 /// `INIT_RUNSPACEPOOL`: opens the pool.
@@ -191,7 +151,7 @@ impl Payload for InitRunspacePool {
             max_runspaces: p.i32("MaxRunspaces")?,
             thread_options: p.enum_of("PSThreadOptions", PsThreadOptions::from_i32)?,
             apartment_state: p.enum_of("ApartmentState", ApartmentState::from_i32)?,
-            host_info: HostInfo::from_value(p.req("HostInfo")?, ctx)?,
+            host_info: read_host_info(p.req("HostInfo")?, ctx)?,
             application_arguments: p.opt("ApplicationArguments").cloned(),
         })
     }
