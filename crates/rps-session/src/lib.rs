@@ -9,5 +9,5 @@ pub mod token;
 
 pub use runspace::{
     Command, ConnectOptions, Error, ExchangeObserver, Pipeline, PipelineEvent, PipelineResult,
-    RunspacePool,
+    RetryPolicy, RunspacePool,
 };
