@@ -371,6 +371,8 @@ pub struct Session {
     created: bool,
     /// Set by [`Session::abandon`]: send nothing but the Delete.
     abandoned: bool,
+    /// Fragments split off a Command, to go out in the next Send.
+    held: Option<rps_psrp::event::OutgoingData>,
     pipelines: HashMap<Uuid, PipeSlot>,
     order: VecDeque<Uuid>,
     events: VecDeque<SessionEvent>,
@@ -386,6 +388,21 @@ impl std::fmt::Debug for Session {
             .field("pipelines", &self.pipelines.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The length of the fragments that make up the first message of `data` (all of `data` when
+/// it holds one message, or when it cannot be parsed: the server will judge it).
+fn first_message_end(data: &[u8]) -> usize {
+    let mut rest = data;
+    let mut first_object = None;
+    while let Ok((frag, after)) = rps_psrp::fragment::parse_fragment(rest) {
+        let object = *first_object.get_or_insert(frag.header.object_id);
+        rest = after;
+        if frag.header.object_id == object && frag.header.is_end() {
+            return data.len() - rest.len();
+        }
+    }
+    data.len()
 }
 
 /// Bytes an envelope adds around a stream payload: measured by encoding an empty one.
@@ -414,6 +431,7 @@ impl Session {
             signal_blocked: false,
             created: false,
             abandoned: false,
+            held: None,
             pipelines: HashMap::new(),
             order: VecDeque::new(),
             events: VecDeque::new(),
@@ -504,7 +522,9 @@ impl Session {
 
     /// True when no pipeline is running and nothing is queued for the server.
     pub fn is_idle(&self) -> bool {
-        self.pipelines.values().all(|p| p.finished) && !self.pool.has_data_to_send()
+        self.pipelines.values().all(|p| p.finished)
+            && !self.pool.has_data_to_send()
+            && self.held.is_none()
     }
 
     /// Queues the Create that opens the pool.
@@ -736,16 +756,31 @@ impl Session {
                 return Ok(Some(self.request(Operation::Signal(pid), header, body)));
             }
         }
-        // Queued PSRP data: CREATE_PIPELINE goes in a Command, the rest in Sends.
-        if !self.abandoned && self.pool.has_data_to_send() {
+        // Queued PSRP data: CREATE_PIPELINE goes in a Command, the rest in Sends. Data split
+        // off a Command (input queued behind CREATE_PIPELINE) goes first.
+        if !self.abandoned && (self.held.is_some() || self.pool.has_data_to_send()) {
             let budget = self.budget("stdin", Some(self.shell_id));
-            if let Some(out) = self.pool.data_to_send(budget)? {
+            let next = match self.held.take() {
+                Some(out) => Some(out),
+                None => self.pool.data_to_send(budget)?,
+            };
+            if let Some(mut out) = next {
                 let pid = out.target.pipeline_id;
                 if let Some(pid) = pid
                     && let Some(slot) = self.pipelines.get_mut(&pid)
                     && !slot.commanded
                 {
                     slot.commanded = true;
+                    // The Command carries CREATE_PIPELINE alone, as PowerShell sends it;
+                    // input that came in the same batch follows in a Send.
+                    let split = first_message_end(&out.data);
+                    if split < out.data.len() {
+                        let rest = out.data.split_off(split);
+                        self.held = Some(rps_psrp::event::OutgoingData {
+                            target: out.target,
+                            data: rest,
+                        });
+                    }
                     let mut header = self.shell_header(action::COMMAND);
                     header = header.with_option("WINRS_SKIP_CMD_SHELL", "False", None);
                     let body = Body::command_psrp(pid, &out.data);
