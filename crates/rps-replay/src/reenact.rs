@@ -214,6 +214,8 @@ pub struct Scenario {
     pub session_id: bool,
     /// True when the recorded client sent terminate Signals for finished pipelines.
     pub terminate_finished_pipelines: bool,
+    /// The recorded Create's WS-Man options besides `protocolversion` (e.g. `WINRS_NOPROFILE`).
+    pub create_options: Vec<(String, String)>,
     /// The pool settings (from the recorded INIT_RUNSPACEPOOL).
     pub pool: PoolConfig,
     /// The pipelines, in the order they were started.
@@ -299,6 +301,7 @@ impl Scenario {
             protocol_version: "2.3".to_owned(),
             session_id: false,
             terminate_finished_pipelines: false,
+            create_options: Vec::new(),
             pool: PoolConfig::default(),
             pipelines: Vec::new(),
             steps: Vec::new(),
@@ -347,6 +350,14 @@ impl Scenario {
                     if let Some(v) = env.header.option("protocolversion") {
                         sc.protocol_version = v.trim().to_owned();
                     }
+                    sc.create_options = env
+                        .header
+                        .options
+                        .iter()
+                        .flat_map(|set| set.options.iter())
+                        .filter(|o| !o.name.eq_ignore_ascii_case("protocolversion"))
+                        .map(|o| (o.name.clone(), o.value.clone()))
+                        .collect();
                     let data = shell.creation_xml.clone().unwrap_or_default();
                     for m in messages(&mut to_server, [data]).map_err(psrp)? {
                         let typed = Message::decode(m.header.message_type, &m.data)
@@ -822,6 +833,7 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
     config.resource_uri = scenario.resource_uri.clone();
     config.pool = scenario.pool.clone();
     config.terminate_finished_pipelines = scenario.terminate_finished_pipelines;
+    config.create_options = scenario.create_options.clone();
     if scenario.session_id {
         config.session_id = Some(live_uuid(1, 0));
     }
@@ -1174,6 +1186,7 @@ async fn run_client(scenario: &Scenario, url: &str, gate: &InputGate) -> (Actual
     };
     let mut options = ConnectOptions::new(endpoint, None);
     options.pool = scenario.pool.clone();
+    options.create_options = scenario.create_options.clone();
     options.allow_insecure_http = true;
     let pool = match RunspacePool::connect(options).await {
         Ok(p) => p,

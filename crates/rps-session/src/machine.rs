@@ -75,6 +75,9 @@ pub struct SessionConfig {
     /// Send a WinRS terminate Signal for each pipeline once it has finished, so the server
     /// frees the command at once (PowerShell does; some clients don't).
     pub terminate_finished_pipelines: bool,
+    /// Further WS-Man options on the Create besides `protocolversion`, e.g.
+    /// `("WINRS_NOPROFILE", "TRUE")` to skip loading the user's profile.
+    pub create_options: Vec<(String, String)>,
     /// The runspace pool's settings.
     pub pool: PoolConfig,
 }
@@ -91,6 +94,7 @@ impl SessionConfig {
             locale: "en-US".to_owned(),
             session_id: None,
             terminate_finished_pipelines: true,
+            create_options: Vec::new(),
             pool: PoolConfig::default(),
         }
     }
@@ -718,9 +722,12 @@ impl Session {
                     .map(|d| d.data)
                     .unwrap_or_default();
                 let version = self.config.pool.protocol_version.clone();
-                let header =
+                let mut header =
                     self.header(action::CREATE)
                         .with_option("protocolversion", version, Some(true));
+                for (name, value) in &self.config.create_options {
+                    header = header.with_option(name.clone(), value.clone(), None);
+                }
                 let body = Body::create_powershell(self.shell_id, data);
                 return Ok(Some(self.request(Operation::Create, header, body)));
             }

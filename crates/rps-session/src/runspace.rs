@@ -144,6 +144,8 @@ pub struct ConnectOptions {
     pub max_envelope_size: u64,
     /// Sees every HTTP exchange (recording).
     pub observer: Option<Arc<dyn ExchangeObserver>>,
+    /// Further WS-Man options on the Create, e.g. `("WINRS_NOPROFILE", "TRUE")`.
+    pub create_options: Vec<(String, String)>,
     /// Retries of the shell's creation and of failed Receives.
     pub retry: RetryPolicy,
     /// With OAuth credentials: replace the shell by a new one before the next command once
@@ -223,6 +225,7 @@ impl ConnectOptions {
             operation_timeout_secs: 20,
             max_envelope_size: 153_600,
             observer: None,
+            create_options: Vec::new(),
             retry: RetryPolicy::default(),
             token_refresh_margin: Some(Duration::from_secs(300)),
             clock: Arc::new(SystemClock),
@@ -446,6 +449,7 @@ impl RunspacePool {
         config.pool = options.pool;
         config.operation_timeout_secs = options.operation_timeout_secs;
         config.max_envelope_size = options.max_envelope_size;
+        config.create_options = options.create_options.clone();
         config.session_id = Some(Uuid::new_v4());
         let mut session = Session::new(config.clone(), Uuid::new_v4(), Box::new(RandomIds));
         session.open()?;
