@@ -114,8 +114,24 @@ pub enum Action {
         /// The pipeline index.
         pipeline: usize,
     },
+    /// A call-id request on the pool (SET_MAX/SET_MIN_RUNSPACES, GET_AVAILABLE_RUNSPACES,
+    /// RESET_RUNSPACE_STATE).
+    PoolCall(PoolCallKind),
     /// Close the pool (delete the shell).
     Close,
+}
+
+/// Which pool call a [`Action::PoolCall`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolCallKind {
+    /// SET_MAX_RUNSPACES.
+    SetMax(i32),
+    /// SET_MIN_RUNSPACES.
+    SetMin(i32),
+    /// GET_AVAILABLE_RUNSPACES.
+    Available,
+    /// RESET_RUNSPACE_STATE.
+    Reset,
 }
 
 /// An action and the recorded exchange that carried it.
@@ -432,20 +448,22 @@ impl Scenario {
                                 pipeline: None,
                                 response,
                             },
+                            (Message::SetMaxRunspaces(m), _) => {
+                                Action::PoolCall(PoolCallKind::SetMax(m.max_runspaces))
+                            }
+                            (Message::SetMinRunspaces(m), _) => {
+                                Action::PoolCall(PoolCallKind::SetMin(m.min_runspaces))
+                            }
+                            (Message::GetAvailableRunspaces(_), _) => {
+                                Action::PoolCall(PoolCallKind::Available)
+                            }
+                            (Message::ResetRunspaceState(_), _) => {
+                                Action::PoolCall(PoolCallKind::Reset)
+                            }
                             (other, _) => {
                                 let feature = match m.header.message_type {
-                                    MessageType::SetMaxRunspaces
-                                    | MessageType::SetMinRunspaces
-                                    | MessageType::GetAvailableRunspaces => {
-                                        "runspace limits (SET_MAX/SET_MIN_RUNSPACES, \
-                                         GET_AVAILABLE_RUNSPACES)"
-                                            .to_owned()
-                                    }
                                     MessageType::PublicKey => {
                                         "session key exchange (PUBLIC_KEY)".to_owned()
-                                    }
-                                    MessageType::ResetRunspaceState => {
-                                        "RESET_RUNSPACE_STATE".to_owned()
                                     }
                                     MessageType::GetCommandMetadata => {
                                         "GET_COMMAND_METADATA".to_owned()
@@ -894,6 +912,14 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                 Action::Stop { pipeline } => {
                     session.stop(pid(*pipeline)).map_err(|e| e.to_string())
                 }
+                Action::PoolCall(call) => match call {
+                    PoolCallKind::SetMax(n) => session.set_max_runspaces(*n),
+                    PoolCallKind::SetMin(n) => session.set_min_runspaces(*n),
+                    PoolCallKind::Available => session.get_available_runspaces(),
+                    PoolCallKind::Reset => session.reset_runspace_state(),
+                }
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
                 Action::Close => {
                     session.close();
                     Ok(())
@@ -1196,6 +1222,21 @@ async fn run_client(scenario: &Scenario, url: &str, gate: &InputGate) -> (Actual
         }
     };
     actual.pool_states.push(RunspacePoolState::Opened);
+    // Pool calls go first, in recorded order (the recordings that make them run no pipeline).
+    for step in &scenario.steps {
+        let Action::PoolCall(call) = step.action else {
+            continue;
+        };
+        let result = match call {
+            PoolCallKind::SetMax(n) => pool.set_max_runspaces(n).await.map(|_| ()),
+            PoolCallKind::SetMin(n) => pool.set_min_runspaces(n).await.map(|_| ()),
+            PoolCallKind::Available => pool.available_runspaces().await.map(|_| ()),
+            PoolCallKind::Reset => pool.reset_runspace_state().await.map(|_| ()),
+        };
+        if let Err(e) = result {
+            errors.push(format!("exchange #{}: {e}", step.exchange));
+        }
+    }
     for (index, plan) in scenario.pipelines.iter().enumerate() {
         let pipeline = match pool.invoke_request(plan.request.clone()).await {
             Ok(p) => p,

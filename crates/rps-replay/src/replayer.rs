@@ -515,7 +515,9 @@ fn diff_into(path: &mut String, e: &Value, f: &Value) -> Option<(String, String,
             path.push_str(label);
             path.push('.');
             path.push_str(&p.name);
-            match fp.iter().find(|q| q.name == p.name) {
+            // PowerShell matches property names without regard to case (pypsrp writes `CI`
+            // where PowerShell writes `ci`).
+            match fp.iter().find(|q| q.name.eq_ignore_ascii_case(&p.name)) {
                 // PowerShell reads a missing property as null.
                 None if p.value.is_nil() => {}
                 Some(q) => {
@@ -532,7 +534,7 @@ fn diff_into(path: &mut String, e: &Value, f: &Value) -> Option<(String, String,
         }
         if let Some(q) = fp
             .iter()
-            .find(|q| !q.value.is_nil() && !ep.iter().any(|p| p.name == q.name))
+            .find(|q| !q.value.is_nil() && !ep.iter().any(|p| p.name.eq_ignore_ascii_case(&q.name)))
         {
             path.push_str(label);
             path.push('.');

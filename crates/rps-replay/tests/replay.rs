@@ -109,17 +109,6 @@ const KNOWN_GAPS: &[(&str, Gap)] = &[
         Gap::Unsupported(3, "Receive for a command the client never started"),
     ),
     (
-        "test_psrp_reset_runspace_state_fail.yml",
-        Gap::Unsupported(3, "RESET_RUNSPACE_STATE"),
-    ),
-    (
-        "test_psrp_set_runspaces.yml",
-        Gap::Unsupported(
-            3,
-            "runspace limits (SET_MAX/SET_MIN_RUNSPACES, GET_AVAILABLE_RUNSPACES)",
-        ),
-    ),
-    (
         "test_psrp_small_msg_size.yml",
         Gap::Unsupported(0, "WS-Transfer Get (WinRM config or shell state)"),
     ),
@@ -184,7 +173,7 @@ fn every_psrp_recording_reenacts_in_memory() {
     }
     assert_eq!(skipped.len(), SKIPPED.len(), "skipped: {skipped:?}");
     assert_eq!(gaps.len(), KNOWN_GAPS.len(), "gaps: {gaps:?}");
-    assert_eq!(passed.len(), 23, "passed: {passed:?}");
+    assert_eq!(passed.len(), 25, "passed: {passed:?}");
 }
 
 #[test]
@@ -425,7 +414,7 @@ fn loopback_every_reenactable_recording_passes() {
         );
         passed += 1;
     }
-    assert_eq!(passed, 23);
+    assert_eq!(passed, 25);
 }
 
 #[test]

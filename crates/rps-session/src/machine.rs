@@ -310,6 +310,13 @@ pub enum SessionEvent {
         /// What went wrong.
         message: String,
     },
+    /// The answer to a pool call ([`Session::set_max_runspaces`] and the like).
+    Availability {
+        /// The call id the call returned.
+        call_id: i64,
+        /// Success, or the number of free runspaces.
+        response: rps_psrp::messages::Availability,
+    },
     /// The shell was deleted.
     Closed,
 }
@@ -377,6 +384,8 @@ pub struct Session {
     abandoned: bool,
     /// Fragments split off a Command, to go out in the next Send.
     held: Option<rps_psrp::event::OutgoingData>,
+    /// Pool calls (call-id requests) still waiting for their RUNSPACE_AVAILABILITY.
+    pool_calls: usize,
     pipelines: HashMap<Uuid, PipeSlot>,
     order: VecDeque<Uuid>,
     events: VecDeque<SessionEvent>,
@@ -436,6 +445,7 @@ impl Session {
             created: false,
             abandoned: false,
             held: None,
+            pool_calls: 0,
             pipelines: HashMap::new(),
             order: VecDeque::new(),
             events: VecDeque::new(),
@@ -553,6 +563,43 @@ impl Session {
         self.pool.create_pipeline(pipeline_id, request)?;
         self.add_slot(pipeline_id);
         Ok(())
+    }
+
+    /// Asks the server to change the pool's maximum runspaces; returns the call id its
+    /// [`SessionEvent::Availability`] answer carries.
+    pub fn set_max_runspaces(&mut self, max: i32) -> Result<i64, SessionError> {
+        self.pool_call("set the maximum runspaces", |p| p.set_max_runspaces(max))
+    }
+
+    /// Asks the server to change the pool's minimum runspaces; returns the call id its
+    /// [`SessionEvent::Availability`] answer carries.
+    pub fn set_min_runspaces(&mut self, min: i32) -> Result<i64, SessionError> {
+        self.pool_call("set the minimum runspaces", |p| p.set_min_runspaces(min))
+    }
+
+    /// Asks how many runspaces are free; returns the call id of the answer.
+    pub fn get_available_runspaces(&mut self) -> Result<i64, SessionError> {
+        self.pool_call("get the available runspaces", |p| {
+            p.get_available_runspaces()
+        })
+    }
+
+    /// Asks the server to reset the runspace state (protocol 2.3); returns the call id.
+    pub fn reset_runspace_state(&mut self) -> Result<i64, SessionError> {
+        self.pool_call("reset the runspace state", |p| p.reset_runspace_state())
+    }
+
+    fn pool_call(
+        &mut self,
+        action: &'static str,
+        call: impl FnOnce(&mut RunspacePool) -> Result<i64, rps_psrp::error::StateError>,
+    ) -> Result<i64, SessionError> {
+        if self.phase != Phase::Opened {
+            return Err(self.state_error(action));
+        }
+        let id = call(&mut self.pool)?;
+        self.pool_calls += 1;
+        Ok(id)
     }
 
     /// Asks for command metadata (`Get-Command`-like); the answer arrives as pipeline
@@ -804,6 +851,16 @@ impl Session {
         }
         match self.phase {
             Phase::Opening => {
+                let header = self.shell_header(action::RECEIVE).with_option(
+                    "WSMAN_CMDSHELL_OPTION_KEEPALIVE",
+                    "True",
+                    None,
+                );
+                let body = Body::receive(None);
+                return Ok(Some(self.request(Operation::Receive(None), header, body)));
+            }
+            Phase::Opened | Phase::Closing if self.pool_calls > 0 => {
+                // A pool call waits for its RUNSPACE_AVAILABILITY on the shell's stream.
                 let header = self.shell_header(action::RECEIVE).with_option(
                     "WSMAN_CMDSHELL_OPTION_KEEPALIVE",
                     "True",
@@ -1152,6 +1209,11 @@ impl Session {
                     value,
                 }),
                 ClientEvent::HostCall(call) => self.events.push_back(SessionEvent::HostCall(call)),
+                ClientEvent::Availability { call_id, response } => {
+                    self.pool_calls = self.pool_calls.saturating_sub(1);
+                    self.events
+                        .push_back(SessionEvent::Availability { call_id, response });
+                }
                 ClientEvent::PipelineState {
                     pipeline_id,
                     state,

@@ -60,7 +60,8 @@ use std::time::{Duration, SystemTime};
 use rps_psrp::clixml::Value;
 use rps_psrp::event::{HostReply, PendingHostCall, RecordKind};
 use rps_psrp::messages::{
-    CreatePipeline, GetCommandMetadata, PowerShell, PsInvocationState, RunspacePoolState,
+    Availability, CreatePipeline, GetCommandMetadata, PowerShell, PsInvocationState,
+    RunspacePoolState,
 };
 use rps_psrp::pool::PoolConfig;
 use tokio::sync::{mpsc, oneshot};
@@ -401,7 +402,17 @@ enum Cmd {
     EndInput(Uuid),
     Stop(Uuid),
     HostReply(HostReply),
+    PoolCall(PoolCall, oneshot::Sender<Result<Availability, Error>>),
     Close(oneshot::Sender<Result<(), Error>>),
+}
+
+/// A call-id request on the pool.
+#[derive(Debug, Clone, Copy)]
+enum PoolCall {
+    SetMax(i32),
+    SetMin(i32),
+    Available,
+    Reset,
 }
 
 /// An open runspace pool. Dropping it closes the pool (the shell is deleted in the
@@ -468,6 +479,7 @@ impl RunspacePool {
                 start_url: options.endpoint.url,
                 pipelines: HashMap::new(),
                 closers: Vec::new(),
+                calls: HashMap::new(),
                 pending: VecDeque::new(),
                 typed: HashMap::new(),
                 retry: options.retry,
@@ -543,6 +555,46 @@ impl RunspacePool {
             tx: self.tx.clone(),
             events: events_rx,
         })
+    }
+
+    /// Sets the pool's maximum runspaces; the server's answer says whether it agreed.
+    pub async fn set_max_runspaces(&self, max: i32) -> Result<bool, Error> {
+        match self.pool_call(PoolCall::SetMax(max)).await? {
+            Availability::Success(ok) => Ok(ok),
+            Availability::Count(n) => Ok(n != 0),
+        }
+    }
+
+    /// Sets the pool's minimum runspaces; the server's answer says whether it agreed.
+    pub async fn set_min_runspaces(&self, min: i32) -> Result<bool, Error> {
+        match self.pool_call(PoolCall::SetMin(min)).await? {
+            Availability::Success(ok) => Ok(ok),
+            Availability::Count(n) => Ok(n != 0),
+        }
+    }
+
+    /// How many runspaces of the pool are free.
+    pub async fn available_runspaces(&self) -> Result<i64, Error> {
+        match self.pool_call(PoolCall::Available).await? {
+            Availability::Count(n) => Ok(n),
+            Availability::Success(ok) => Ok(i64::from(ok)),
+        }
+    }
+
+    /// Resets the runspace state (variables, functions; protocol 2.3); whether it worked.
+    pub async fn reset_runspace_state(&self) -> Result<bool, Error> {
+        match self.pool_call(PoolCall::Reset).await? {
+            Availability::Success(ok) => Ok(ok),
+            Availability::Count(n) => Ok(n != 0),
+        }
+    }
+
+    async fn pool_call(&self, call: PoolCall) -> Result<Availability, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::PoolCall(call, tx))
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Closes the pool: stops running pipelines and deletes the shell.
@@ -658,6 +710,8 @@ struct State {
     start_url: url::Url,
     pipelines: HashMap<Uuid, Piped>,
     closers: Vec<oneshot::Sender<Result<(), Error>>>,
+    /// Pool calls waiting for their answer, by call id.
+    calls: HashMap<i64, oneshot::Sender<Result<Availability, Error>>>,
     /// Pipelines to start once the pool has been rebuilt.
     pending: VecDeque<Uuid>,
     /// Typed errors that replace the machine's text of a pipeline's failure.
@@ -702,6 +756,23 @@ impl State {
 
     fn apply(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::PoolCall(call, done) => {
+                let s = &mut self.session;
+                let started = match call {
+                    PoolCall::SetMax(n) => s.set_max_runspaces(n),
+                    PoolCall::SetMin(n) => s.set_min_runspaces(n),
+                    PoolCall::Available => s.get_available_runspaces(),
+                    PoolCall::Reset => s.reset_runspace_state(),
+                };
+                match started {
+                    Ok(call_id) => {
+                        self.calls.insert(call_id, done);
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
             Cmd::Invoke {
                 request,
                 events,
@@ -849,6 +920,12 @@ impl State {
                             message,
                         }));
                         let _ = p.tx.send(Err(e));
+                    }
+                    continue;
+                }
+                SessionEvent::Availability { call_id, response } => {
+                    if let Some(done) = self.calls.remove(&call_id) {
+                        let _ = done.send(Ok(response));
                     }
                     continue;
                 }
