@@ -239,7 +239,23 @@ fn predefined_entity(name: &str) -> Option<char> {
     })
 }
 
+/// XML 1.0 carries no C0 control but tab, newline and carriage return; refuse them (raw or
+/// as character references) rather than keep data that could not be written back.
+fn check_chars(s: &str, pos: u64) -> Result<(), Error> {
+    match s
+        .bytes()
+        .find(|b| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        Some(b) => Err(malformed(
+            pos,
+            &format!("character U+{b:04X} is not allowed in XML 1.0"),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn push_text<'a>(stack: &mut [Node<'a>], t: Cow<'a, str>, pos: u64) -> Result<(), Error> {
+    check_chars(&t, pos)?;
     match stack.last_mut() {
         Some(node) => {
             if node.text.is_empty() {
@@ -326,7 +342,18 @@ fn start_node<'a>(
     let mut attrs = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|err| malformed(pos, &err.to_string()))?;
+        if a.value.contains('<') {
+            return Err(malformed(pos, "`<` in an attribute value"));
+        }
         if a.key.as_namespace_binding().is_some() {
+            // The namespace resolver takes declarations as written: an escaped URI would
+            // resolve to its escaped text. Refuse it rather than misread it.
+            if a.value.contains('&') {
+                return Err(malformed(
+                    pos,
+                    "character or entity references in a namespace URI are not supported",
+                ));
+            }
             continue;
         }
         let (res, alocal) = reader.resolver().resolve_attribute(a.key);
@@ -340,6 +367,7 @@ fn start_node<'a>(
             ))) => return Err(Error::UnknownEntity { offset: pos, name }),
             Err(err) => return Err(malformed(pos, &err.to_string())),
         };
+        check_chars(&value, pos)?;
         attrs.push(Attr {
             ns: ans,
             prefix: aprefix,

@@ -491,6 +491,21 @@ impl<'a, 'l> Parser<'a, 'l> {
                 offset,
             });
         }
+        // XML 1.0 carries no C0 control but tab, newline and carriage return; CLIXML escapes
+        // them as `_xHHHH_`. A raw one (or a character reference to one) is malformed input,
+        // not data to keep: it could not be written back.
+        if let Some(pos) = text
+            .bytes()
+            .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+        {
+            return Err(ClixmlError::MalformedXml {
+                offset,
+                message: format!(
+                    "character U+{:04X} in <{element}> is not allowed in XML 1.0",
+                    text.as_bytes()[pos]
+                ),
+            });
+        }
         Ok(text)
     }
 
