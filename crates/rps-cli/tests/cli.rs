@@ -819,3 +819,56 @@ fn serve_a_transcript_to_rps_exo() {
     assert!(err.contains("ManagementObjectNotFoundException"), "{err}");
     assert!(!err.contains("replay mismatch"), "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_the_pipeline_and_closes_the_shell() {
+    use std::io::{BufRead, BufReader};
+    let f = fake(200_000);
+    let tok = temp_file("token-ctrl-c", &f.fake.mint_token(&TokenSpec::app_only()));
+    let base = base_url(&f);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args([
+            "exo",
+            "--tenant-id",
+            f.fake.tenant_id(),
+            "--uri",
+            &base,
+            "--insecure-http",
+            "--access-token-file",
+            tok.to_str().expect("path"),
+            "-o",
+            "jsonl",
+            "--property",
+            "Name",
+            "--",
+            "Get-Mailbox",
+            "-ResultSize",
+            "Unlimited",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait for output to flow, then interrupt.
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("first object");
+    assert!(line.contains("Name"), "{line}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).expect("drain");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopping the pipeline"), "{err}");
+    // Stopped, not completed: exit 1, far fewer than 200,000 objects, and no shell left.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        rest.lines().count() < 199_999,
+        "the pipeline ran to the end"
+    );
+    assert_eq!(f.fake.open_shells(), 0, "the shell was deleted");
+}
