@@ -105,10 +105,14 @@ pub async fn run_lines(
             .await
             .context("cannot start the pipeline")?;
         let mut interrupted = false;
+        // One listener for the whole pipeline: a Ctrl-C that arrives while an object is being
+        // rendered must not be lost between two polls.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         loop {
             let ev = tokio::select! {
                 ev = pipeline.next_event() => ev,
-                _ = tokio::signal::ctrl_c(), if !interrupted => {
+                _ = &mut ctrl_c, if !interrupted => {
                     interrupted = true;
                     eprintln!("rps: stopping the pipeline (Ctrl-C)");
                     pipeline.stop()?;
@@ -117,6 +121,9 @@ pub async fn run_lines(
             };
             let Some(ev) = ev else { break };
             match ev? {
+                // After Ctrl-C, output already received is dropped, as PowerShell does, so
+                // the stop is not held up by rendering what was in flight.
+                PipelineEvent::Output(_) if interrupted => {}
                 PipelineEvent::Output(v) => {
                     outcome.objects += 1;
                     renderer.render(&v)?;
