@@ -500,6 +500,29 @@ fn bad_fault_spec_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// `rps invoke` with Basic credentials (`admin@contoso.com`, the password from the
+/// environment) on the fake's on-premises style URL, then `rest`.
+fn rps_invoke_basic(url: &str, password: &str, rest: &[&str]) -> Output {
+    let mut args = vec![
+        "invoke",
+        "--uri",
+        url,
+        "--configuration-name",
+        "Microsoft.Exchange",
+        "--user",
+        "admin@contoso.com",
+        "--password-env",
+        "RPS_TEST_PASSWORD",
+        "--insecure-http",
+    ];
+    args.extend_from_slice(rest);
+    Command::new(env!("CARGO_BIN_EXE_rps"))
+        .args(&args)
+        .env("RPS_TEST_PASSWORD", password)
+        .output()
+        .expect("run")
+}
+
 fn exo_args<'a>(f: &'a Fake, base: &'a str, tok: &'a str) -> Vec<&'a str> {
     vec![
         "--tenant-id",
@@ -559,51 +582,17 @@ fn invoke_with_basic_credentials_on_premises_style() {
                 .start(),
         )
         .expect("fake");
-    let o = Command::new(env!("CARGO_BIN_EXE_rps"))
-        .args([
-            "invoke",
-            "--uri",
-            &fake.basic_url(),
-            "--configuration-name",
-            "Microsoft.Exchange",
-            "--user",
-            "admin@contoso.com",
-            "--password-env",
-            "RPS_TEST_PASSWORD",
-            "--insecure-http",
-            "-o",
-            "csv",
-            "--property",
-            "Name",
-            "--",
-            "Get-Mailbox",
-        ])
-        .env("RPS_TEST_PASSWORD", "Adm1n-Pass")
-        .output()
-        .expect("run");
+    let o = rps_invoke_basic(
+        &fake.basic_url(),
+        "Adm1n-Pass",
+        &["-o", "csv", "--property", "Name", "--", "Get-Mailbox"],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(out.lines().count(), 1 + 3, "{out}");
     assert!(!err.contains("Adm1n-Pass") && !out.contains("Adm1n-Pass"));
     // A wrong password is an authentication error, with a hint, and no password echoed.
-    let o = Command::new(env!("CARGO_BIN_EXE_rps"))
-        .args([
-            "invoke",
-            "--uri",
-            &fake.basic_url(),
-            "--configuration-name",
-            "Microsoft.Exchange",
-            "--user",
-            "admin@contoso.com",
-            "--password-env",
-            "RPS_TEST_PASSWORD",
-            "--insecure-http",
-            "--",
-            "Get-Mailbox",
-        ])
-        .env("RPS_TEST_PASSWORD", "wrong-Pass")
-        .output()
-        .expect("run");
+    let o = rps_invoke_basic(&fake.basic_url(), "wrong-Pass", &["--", "Get-Mailbox"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -737,24 +726,11 @@ fn invoke_command_script_is_refused_by_the_exchange_configuration() {
                 .start(),
         )
         .expect("fake");
-    let o = Command::new(env!("CARGO_BIN_EXE_rps"))
-        .args([
-            "invoke",
-            "--uri",
-            &fake.basic_url(),
-            "--configuration-name",
-            "Microsoft.Exchange",
-            "--user",
-            "admin@contoso.com",
-            "--password-env",
-            "RPS_TEST_PASSWORD",
-            "--insecure-http",
-            "--command",
-            "Get-Mailbox | ForEach-Object { $_.Name }",
-        ])
-        .env("RPS_TEST_PASSWORD", "Adm1n-Pass")
-        .output()
-        .expect("run");
+    let o = rps_invoke_basic(
+        &fake.basic_url(),
+        "Adm1n-Pass",
+        &["--command", "Get-Mailbox | ForEach-Object { $_.Name }"],
+    );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
     assert!(
