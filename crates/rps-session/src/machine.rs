@@ -749,6 +749,17 @@ impl Session {
         }
     }
 
+    /// A Receive of the shell's stream (`None`) or of a pipeline's.
+    fn receive_request(&mut self, pipeline: Option<Uuid>) -> WsmanRequest {
+        let header = self.shell_header(action::RECEIVE).with_option(
+            rps_wsman::ns::option::KEEPALIVE,
+            "True",
+            None,
+        );
+        let body = Body::receive(pipeline.map(|p| self.command_id(p)));
+        self.request(Operation::Receive(pipeline), header, body)
+    }
+
     /// The next request to send, or `None` while one is in flight or nothing is to be done.
     pub fn poll_request(&mut self) -> Result<Option<WsmanRequest>, SessionError> {
         if self.in_flight.is_some() {
@@ -850,24 +861,11 @@ impl Session {
             }
         }
         match self.phase {
-            Phase::Opening => {
-                let header = self.shell_header(action::RECEIVE).with_option(
-                    "WSMAN_CMDSHELL_OPTION_KEEPALIVE",
-                    "True",
-                    None,
-                );
-                let body = Body::receive(None);
-                return Ok(Some(self.request(Operation::Receive(None), header, body)));
-            }
+            // The pool's opening messages, and the RUNSPACE_AVAILABILITY a pool call waits
+            // for, come on the shell's own stream.
+            Phase::Opening => return Ok(Some(self.receive_request(None))),
             Phase::Opened | Phase::Closing if self.pool_calls > 0 => {
-                // A pool call waits for its RUNSPACE_AVAILABILITY on the shell's stream.
-                let header = self.shell_header(action::RECEIVE).with_option(
-                    "WSMAN_CMDSHELL_OPTION_KEEPALIVE",
-                    "True",
-                    None,
-                );
-                let body = Body::receive(None);
-                return Ok(Some(self.request(Operation::Receive(None), header, body)));
+                return Ok(Some(self.receive_request(None)));
             }
             Phase::Opened | Phase::Closing => {
                 let running = self.order.iter().copied().find(|id| {
@@ -879,17 +877,7 @@ impl Session {
                     // Round robin between running pipelines.
                     self.order.retain(|id| *id != pid);
                     self.order.push_back(pid);
-                    let header = self.shell_header(action::RECEIVE).with_option(
-                        "WSMAN_CMDSHELL_OPTION_KEEPALIVE",
-                        "True",
-                        None,
-                    );
-                    let body = Body::receive(Some(self.command_id(pid)));
-                    return Ok(Some(self.request(
-                        Operation::Receive(Some(pid)),
-                        header,
-                        body,
-                    )));
+                    return Ok(Some(self.receive_request(Some(pid))));
                 }
                 if self.phase == Phase::Closing && self.signal_in_flight.is_none() {
                     let header = self.shell_header(action::DELETE);
