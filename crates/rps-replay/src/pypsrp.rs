@@ -28,17 +28,40 @@ pub struct Exchange {
     #[serde(default)]
     pub transport_error: Option<TransportError>,
     /// Simulate a connection failure instead of answering.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11_bool")]
     pub http_error: Option<bool>,
     /// Seconds the fake transport waited before answering.
     #[serde(default)]
     pub timeout: Option<u64>,
     /// Simulate an authentication failure.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml11_bool")]
     pub auth_error: Option<bool>,
     /// Edits pypsrp applies to the recorded request before comparing.
     #[serde(default)]
     pub overrides: Vec<Override>,
+}
+
+/// A flag written as YAML 1.2 (`true`) or, as pypsrp's own template does, YAML 1.1
+/// (`yes`, `no`, `on`, `off`).
+fn yaml11_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<Flag>::deserialize(d)? {
+        None => Ok(None),
+        Some(Flag::Bool(b)) => Ok(Some(b)),
+        Some(Flag::Text(t)) => match t.trim().to_ascii_lowercase().as_str() {
+            "yes" | "y" | "on" | "true" => Ok(Some(true)),
+            "no" | "n" | "off" | "false" => Ok(Some(false)),
+            other => Err(serde::de::Error::invalid_value(
+                serde::de::Unexpected::Str(other),
+                &"a boolean (true/false/yes/no/on/off)",
+            )),
+        },
+    }
 }
 
 /// An HTTP-level error the recorded exchange answered with.
@@ -105,4 +128,23 @@ pub fn looks_like_recording(text: &str) -> bool {
         .map(str::trim_end)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .is_some_and(|l| l.starts_with("messages:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_1_1_flags_as_in_pypsrps_template() {
+        let r = parse(
+            "messages:\n- request: a\n  response: b\n  http_error: yes\n  auth_error: no  # c\n- request: c\n  http_error: true\n",
+        )
+        .expect("parse");
+        assert_eq!(r.messages[0].http_error, Some(true));
+        assert_eq!(r.messages[0].auth_error, Some(false));
+        assert_eq!(r.messages[1].http_error, Some(true));
+        assert_eq!(r.messages[1].auth_error, None);
+        let bad = parse("messages:\n- request: a\n  http_error: maybe\n").expect_err("maybe");
+        assert!(bad.to_string().contains("maybe"), "{bad}");
+    }
 }

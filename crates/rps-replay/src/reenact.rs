@@ -29,7 +29,7 @@ use rps_psrp::messages::{
     Argument, CreatePipeline, HostResponse, Message, PsInvocationState, RunspacePoolState,
 };
 use rps_psrp::pool::PoolConfig;
-use rps_session::machine::{Session, SessionConfig, SessionEvent};
+use rps_session::machine::{Operation, Session, SessionConfig, SessionEvent};
 use rps_session::{ConnectOptions, PipelineEvent, RunspacePool};
 use rps_wsman::ns::{resource, signal};
 use rps_wsman::{Body, Envelope, parse_uuid_urn};
@@ -117,6 +117,20 @@ pub enum Action {
     /// A call-id request on the pool (SET_MAX/SET_MIN_RUNSPACES, GET_AVAILABLE_RUNSPACES,
     /// RESET_RUNSPACE_STATE).
     PoolCall(PoolCallKind),
+    /// Ask the server whether the shell is alive (WS-Transfer Get of the shell).
+    ShellState,
+    /// Exchange a session key (PUBLIC_KEY).
+    ExchangeKey,
+    /// Disconnect the shell.
+    Disconnect,
+    /// Reconnect the shell.
+    Reconnect,
+    /// Read the output of a command the client did not start
+    /// ([`Scenario::attached`]`[attached]`).
+    Attach {
+        /// The index in [`Scenario::attached`].
+        attached: usize,
+    },
     /// Close the pool (delete the shell).
     Close,
 }
@@ -209,6 +223,10 @@ pub struct Expected {
     pub pipelines: Vec<ExpectedPipeline>,
     /// The pool states the server announced (RUNSPACEPOOL_STATE), in order.
     pub pool_states: Vec<RunspacePoolState>,
+    /// The answers to shell-state queries, in order: alive or not, `None` for an error.
+    pub shell_states: Vec<Option<bool>>,
+    /// True when the server sent the session key (ENCRYPTED_SESSION_KEY).
+    pub key_exchanged: bool,
     /// True when the shell was deleted successfully.
     pub closed: bool,
 }
@@ -236,6 +254,11 @@ pub struct Scenario {
     pub pool: PoolConfig,
     /// The pipelines, in the order they were started.
     pub pipelines: Vec<PlannedPipeline>,
+    /// Commands the client read without having started them (recorded CommandIds).
+    pub attached: Vec<Uuid>,
+    /// True when the recorded client read the server's WinRM configuration before the
+    /// Create (for its maximum envelope size).
+    pub read_server_config: bool,
     /// The client's actions, in recorded order.
     pub steps: Vec<Step>,
     /// The recorded results.
@@ -320,12 +343,17 @@ impl Scenario {
             create_options: Vec::new(),
             pool: PoolConfig::default(),
             pipelines: Vec::new(),
+            attached: Vec::new(),
+            read_server_config: false,
             steps: Vec::new(),
             expected: Expected::default(),
             unsupported: Vec::new(),
             guid_order: order,
         };
         let mut created = false;
+        let mut deleted = false;
+        // A Command whose CREATE_PIPELINE continues in the next Sends: (exchange, CommandId).
+        let mut split_command: Option<(usize, Option<Uuid>)> = None;
         let mut to_server = Defragmenter::default();
         let mut to_client = Defragmenter::default();
         // WS-Man CommandId (as the server chose it) -> pipeline index.
@@ -358,7 +386,12 @@ impl Scenario {
                             "exchange #{i} creates a WinRS shell ({uri})"
                         )));
                     }
+                    if created && !deleted {
+                        unsupported(i, "a second runspace pool while the first is open");
+                        continue;
+                    }
                     created = true;
+                    deleted = false;
                     sc.to = env.header.to.clone().unwrap_or_default();
                     sc.resource_uri = uri.to_owned();
                     sc.configuration = uri.rsplit('/').next().unwrap_or_default().to_owned();
@@ -394,7 +427,14 @@ impl Scenario {
                 }
                 Body::Command(cmd) => {
                     let payload = cmd.psrp_payload().map_err(|e| psrp(e.to_string()))?;
-                    for m in messages(&mut to_server, [payload]).map_err(psrp)? {
+                    let cid = response.as_ref().and_then(|r| r.command_uuid());
+                    let done = messages(&mut to_server, [payload]).map_err(psrp)?;
+                    if done.is_empty() {
+                        // CREATE_PIPELINE is larger than one envelope: its other fragments
+                        // follow in Sends.
+                        split_command = Some((i, cid));
+                    }
+                    for m in done {
                         match Message::decode(m.header.message_type, &m.data)
                             .map_err(|e| psrp(e.to_string()))?
                         {
@@ -409,8 +449,7 @@ impl Scenario {
                                 sc.expected.pipelines.push(ExpectedPipeline::default());
                                 by_pid.insert(pid, index);
                                 by_command.insert(pid, index);
-                                if let Some(cid) = response.as_ref().and_then(|r| r.command_uuid())
-                                {
+                                if let Some(cid) = cid {
                                     by_command.insert(cid, index);
                                 }
                                 sc.steps.push(Step {
@@ -432,6 +471,27 @@ impl Scenario {
                         let typed = Message::decode(m.header.message_type, &m.data)
                             .map_err(|e| psrp(e.to_string()))?;
                         let action = match (typed, pipeline) {
+                            (Message::CreatePipeline(cp), None) if split_command.is_some() => {
+                                // The end of a CREATE_PIPELINE whose Command carried the
+                                // first fragments: the client invoked it there.
+                                let Some((at, cid)) = split_command.take() else {
+                                    continue;
+                                };
+                                let pid = order.intended(m.header.pid);
+                                let index = sc.pipelines.len();
+                                sc.pipelines.push(PlannedPipeline {
+                                    recorded_id: pid,
+                                    exchange: at,
+                                    request: *cp,
+                                });
+                                sc.expected.pipelines.push(ExpectedPipeline::default());
+                                by_pid.insert(pid, index);
+                                by_command.insert(pid, index);
+                                if let Some(cid) = cid {
+                                    by_command.insert(cid, index);
+                                }
+                                Action::Invoke { pipeline: index }
+                            }
                             (Message::PipelineInput(value), Some(pipeline)) => {
                                 Action::Input { pipeline, value }
                             }
@@ -463,7 +523,11 @@ impl Scenario {
                             (other, _) => {
                                 let feature = match m.header.message_type {
                                     MessageType::PublicKey => {
-                                        "session key exchange (PUBLIC_KEY)".to_owned()
+                                        sc.steps.push(Step {
+                                            exchange: i,
+                                            action: Action::ExchangeKey,
+                                        });
+                                        continue;
                                     }
                                     MessageType::GetCommandMetadata => {
                                         "GET_COMMAND_METADATA".to_owned()
@@ -474,10 +538,14 @@ impl Scenario {
                                 continue;
                             }
                         };
-                        sc.steps.push(Step {
-                            exchange: i,
-                            action,
-                        });
+                        // An Invoke belongs to the Command that began it.
+                        let exchange = match &action {
+                            Action::Invoke { pipeline } => {
+                                sc.pipelines.get(*pipeline).map_or(i, |p| p.exchange)
+                            }
+                            _ => i,
+                        };
+                        sc.steps.push(Step { exchange, action });
                     }
                 }
                 Body::Signal(s) => {
@@ -497,25 +565,54 @@ impl Scenario {
                         unsupported(i, &format!("Signal {}", s.code));
                     }
                 }
-                Body::Delete => sc.steps.push(Step {
-                    exchange: i,
-                    action: Action::Close,
-                }),
+                Body::Delete => {
+                    deleted = true;
+                    sc.steps.push(Step {
+                        exchange: i,
+                        action: Action::Close,
+                    });
+                }
                 Body::Receive(r) => {
                     let cid = r.command_id.as_deref().and_then(parse_uuid_urn);
-                    if cid.is_some_and(|c| !by_command.contains_key(&c)) {
-                        unsupported(i, "Receive for a command the client never started");
+                    if let Some(c) =
+                        cid.filter(|c| !by_command.contains_key(c) && !sc.attached.contains(c))
+                    {
+                        // A command this client never started: read it as another's.
+                        let index = sc.attached.len();
+                        sc.attached.push(c);
+                        sc.steps.push(Step {
+                            exchange: i,
+                            action: Action::Attach { attached: index },
+                        });
                     }
                 }
-                Body::Disconnect(_) => unsupported(i, "disconnect (WS-Man Disconnect)"),
-                Body::Reconnect => unsupported(i, "reconnect (WS-Man Reconnect)"),
+                Body::Disconnect(_) => sc.steps.push(Step {
+                    exchange: i,
+                    action: Action::Disconnect,
+                }),
+                Body::Reconnect => sc.steps.push(Step {
+                    exchange: i,
+                    action: Action::Reconnect,
+                }),
                 Body::Connect(_) => {
                     unsupported(i, "connect to a disconnected pool (WS-Man Connect)")
                 }
                 Body::Enumerate(_) | Body::Pull(_) => {
                     unsupported(i, "shell enumeration (WS-Enumeration)")
                 }
-                Body::Get => unsupported(i, "WS-Transfer Get (WinRM config or shell state)"),
+                Body::Get => match env.resource_uri().unwrap_or_default() {
+                    uri if uri.eq_ignore_ascii_case(resource::CONFIG) && !created => {
+                        sc.read_server_config = true;
+                    }
+                    uri if uri.eq_ignore_ascii_case(resource::SHELL) && created => {
+                        sc.steps.push(Step {
+                            exchange: i,
+                            action: Action::ShellState,
+                        });
+                        sc.expected.shell_states.push(recorded_shell_state(ex));
+                    }
+                    uri => unsupported(i, &format!("WS-Transfer Get of {uri}")),
+                },
                 _ => unsupported(i, &format!("{} request", env.action().unwrap_or("unknown"))),
             }
             // Expected results, from the recorded responses.
@@ -535,6 +632,9 @@ impl Scenario {
                             (Message::PipelineOutput(v), Some(p)) => p.output.push(v),
                             (Message::PipelineState(s), Some(p)) => p.state = Some(s.state),
                             (Message::PipelineHostCall(_), Some(p)) => p.host_calls += 1,
+                            (Message::EncryptedSessionKey(_), _) => {
+                                sc.expected.key_exchanged = true;
+                            }
                             (typed, Some(p)) => {
                                 if let Some(kind) = record_kind(m.header.message_type) {
                                     let value = match typed {
@@ -575,6 +675,29 @@ impl Scenario {
             ));
         }
         Ok(sc)
+    }
+}
+
+/// What a recorded shell-state Get answered: alive, not alive (gone, disconnected, timed
+/// out, unreachable), or `None` for another error.
+fn recorded_shell_state(ex: &crate::transcript::Exchange) -> Option<bool> {
+    if matches!(
+        ex.transport,
+        Some(crate::transcript::TransportEvent::ConnectionError)
+    ) {
+        return Some(false);
+    }
+    let resp = ex.response.as_ref()?;
+    let env = Envelope::decode(resp.body.as_bytes()).ok()?;
+    match env.body {
+        Body::GetResponse(rps_wsman::Item::Shell(shell)) => Some(
+            !shell
+                .state
+                .as_deref()
+                .is_some_and(|s| s.trim().eq_ignore_ascii_case("Disconnected")),
+        ),
+        Body::Fault(f) if f.is_operation_timeout() || f.is_invalid_selectors() => Some(false),
+        _ => None,
     }
 }
 
@@ -754,6 +877,7 @@ fn one_line(text: &str, max: usize) -> String {
 struct Actual {
     pipelines: Vec<ExpectedPipeline>,
     pool_states: Vec<RunspacePoolState>,
+    shell_states: Vec<Option<bool>>,
 }
 
 fn compare(scenario: &Scenario, actual: &Actual, report: &mut Report) {
@@ -815,6 +939,12 @@ fn compare(scenario: &Scenario, actual: &Actual, report: &mut Report) {
             ));
         }
     }
+    if actual.shell_states != scenario.expected.shell_states {
+        report.diffs.push(format!(
+            "shell states {:?} recorded, {:?} reached",
+            scenario.expected.shell_states, actual.shell_states
+        ));
+    }
     report.pool_states = actual.pool_states.clone();
     if actual.pool_states != scenario.expected.pool_states {
         report.diffs.push(format!(
@@ -852,6 +982,7 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
     config.pool = scenario.pool.clone();
     config.terminate_finished_pipelines = scenario.terminate_finished_pipelines;
     config.create_options = scenario.create_options.clone();
+    config.read_server_config = scenario.read_server_config;
     if scenario.session_id {
         config.session_id = Some(live_uuid(1, 0));
     }
@@ -862,6 +993,9 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
     );
     let live_pid: Vec<Uuid> = (0..scenario.pipelines.len())
         .map(|i| live_uuid(3, i))
+        .collect();
+    let live_attached: Vec<Uuid> = (0..scenario.attached.len())
+        .map(|i| live_uuid(4, i))
         .collect();
     let pipeline_of = |id: Uuid| live_pid.iter().position(|p| *p == id);
     let mut actual = Actual {
@@ -920,6 +1054,15 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                 }
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+                Action::ShellState => session.query_shell_state().map_err(|e| e.to_string()),
+                Action::ExchangeKey => session
+                    .exchange_key(replay_key().map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string()),
+                Action::Disconnect => session.disconnect().map_err(|e| e.to_string()),
+                Action::Reconnect => session.reconnect().map_err(|e| e.to_string()),
+                Action::Attach { attached } => session
+                    .attach_pipeline(live_attached.get(*attached).copied().unwrap_or_default())
+                    .map_err(|e| e.to_string()),
                 Action::Close => {
                     session.close();
                     Ok(())
@@ -963,6 +1106,9 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                 } else {
                     session.handle_response(resp.status, &resp.body)
                 };
+                if r.is_err() && request.operation == Operation::ShellState {
+                    actual.shell_states.push(None);
+                }
                 if let Err(e) = r {
                     report.client_errors.push(format!(
                         "exchange #{}: {e}",
@@ -978,6 +1124,7 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
         while let Some(ev) = session.poll_event() {
             match ev {
                 SessionEvent::Opened { .. } => actual.pool_states.push(RunspacePoolState::Opened),
+                SessionEvent::ShellState { alive, .. } => actual.shell_states.push(Some(alive)),
                 SessionEvent::PoolState { state, .. } => actual.pool_states.push(state),
                 SessionEvent::Output { pipeline_id, value } => {
                     if let Some(slot) =
@@ -1050,6 +1197,21 @@ fn finish(scenario: &Scenario, replayer: &Replayer, actual: &Actual, report: &mu
     }
     compare(scenario, actual, report);
 }
+
+/// The RSA key the re-enacting client offers for a session key exchange: made once per
+/// process (1024 bits: a replayed server never uses it, and the recorded key is replaced
+/// by the live one under [`crate::replayer::ToleranceKind::ClientPublicKey`]).
+fn replay_key() -> Result<rsa::RsaPrivateKey, rsa::Error> {
+    static KEY: std::sync::OnceLock<rsa::RsaPrivateKey> = std::sync::OnceLock::new();
+    if let Some(k) = KEY.get() {
+        return Ok(k.clone());
+    }
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024)?;
+    Ok(KEY.get_or_init(|| key).clone())
+}
+
+/// How long the loopback client waits for a session key the recording never sent.
+const KEY_WAIT_UNANSWERED: Duration = Duration::from_millis(300);
 
 /// The longest a recorded delay is honoured over loopback.
 const MAX_DELAY: Duration = Duration::from_secs(2);
@@ -1214,6 +1376,7 @@ async fn run_client(scenario: &Scenario, url: &str, gate: &InputGate) -> (Actual
     options.pool = scenario.pool.clone();
     options.create_options = scenario.create_options.clone();
     options.allow_insecure_http = true;
+    options.read_server_config = scenario.read_server_config;
     let pool = match RunspacePool::connect(options).await {
         Ok(p) => p,
         Err(e) => {
@@ -1222,16 +1385,43 @@ async fn run_client(scenario: &Scenario, url: &str, gate: &InputGate) -> (Actual
         }
     };
     actual.pool_states.push(RunspacePoolState::Opened);
-    // Pool calls go first, in recorded order (the recordings that make them run no pipeline).
+    // Pool-level actions go first, in recorded order (the recordings that make them run no
+    // pipeline).
+    let mut alive = true;
     for step in &scenario.steps {
-        let Action::PoolCall(call) = step.action else {
-            continue;
-        };
-        let result = match call {
-            PoolCallKind::SetMax(n) => pool.set_max_runspaces(n).await.map(|_| ()),
-            PoolCallKind::SetMin(n) => pool.set_min_runspaces(n).await.map(|_| ()),
-            PoolCallKind::Available => pool.available_runspaces().await.map(|_| ()),
-            PoolCallKind::Reset => pool.reset_runspace_state().await.map(|_| ()),
+        let result = match &step.action {
+            Action::PoolCall(call) => match *call {
+                PoolCallKind::SetMax(n) => pool.set_max_runspaces(n).await.map(|_| ()),
+                PoolCallKind::SetMin(n) => pool.set_min_runspaces(n).await.map(|_| ()),
+                PoolCallKind::Available => pool.available_runspaces().await.map(|_| ()),
+                PoolCallKind::Reset => pool.reset_runspace_state().await.map(|_| ()),
+            },
+            Action::ShellState => {
+                let r = pool.is_alive().await;
+                actual.shell_states.push(r.as_ref().ok().copied());
+                alive &= r.as_ref().map_or(true, |a| *a);
+                r.map(|_| ())
+            }
+            Action::ExchangeKey => match replay_key() {
+                Ok(key) => {
+                    let wait = if scenario.expected.key_exchanged {
+                        GATE_WAIT
+                    } else {
+                        KEY_WAIT_UNANSWERED
+                    };
+                    pool.exchange_key_with(key, wait).await
+                }
+                Err(e) => Err(rps_session::Error::KeyGeneration(e.to_string())),
+            },
+            Action::Disconnect => pool.disconnect().await,
+            Action::Reconnect => pool.reconnect().await,
+            Action::Attach { attached } => {
+                match pool.attach_pipeline(live_uuid(4, *attached)).await {
+                    Ok(p) => p.collect().await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => continue,
         };
         if let Err(e) = result {
             errors.push(format!("exchange #{}: {e}", step.exchange));
@@ -1311,7 +1501,7 @@ async fn run_client(scenario: &Scenario, url: &str, gate: &InputGate) -> (Actual
             }
         }
     }
-    if let Err(e) = pool.close().await {
+    if alive && let Err(e) = pool.close().await {
         errors.push(format!("close: {e}"));
     }
     (actual, errors)

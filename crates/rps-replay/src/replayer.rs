@@ -61,7 +61,9 @@
 //!   OperationTimeout; the client receives again ([`ToleranceKind::EarlyReceive`]);
 //! * a `pr` Send (pipeline host responses) names the pipeline's CommandId where pypsrp
 //!   named none, and every PSRP message in it carries that pipeline's PID
-//!   ([`ToleranceKind::HostResponseCommandId`]).
+//!   ([`ToleranceKind::HostResponseCommandId`]);
+//! * the public key in a PUBLIC_KEY message differs: each client makes a fresh RSA key pair
+//!   for the session key exchange ([`ToleranceKind::ClientPublicKey`]).
 //!
 //! Value comparison rules that are not byte equality (see [`diff_values`]): enum objects are
 //! compared by their integer value only (pypsrp writes
@@ -176,6 +178,8 @@ pub enum ToleranceKind {
     /// The recording ran a new pipeline under a finished pipeline's id; the live client
     /// chose a new id, which was bound to it.
     ReusedPipelineId,
+    /// The live client's PUBLIC_KEY carried its own (fresh) RSA public key.
+    ClientPublicKey,
 }
 
 /// One accepted difference.
@@ -205,6 +209,7 @@ impl fmt::Display for Tolerated {
             ToleranceKind::HostResponseCommandId => {
                 "host response Send names the pipeline's CommandId, the recording none"
             }
+            ToleranceKind::ClientPublicKey => "PUBLIC_KEY carries the live client's own key",
         };
         write!(f, "exchange #{}: {what}", self.exchange)?;
         if let Some(c) = self.command_id {
@@ -1378,6 +1383,22 @@ impl Replayer {
             d.to_vec()
         };
         let (rd, ld) = (strip(&r.data), strip(&l.data));
+        if rt == MessageType::PublicKey && rd != ld {
+            // Every client makes its own key pair; only the key's presence matters.
+            if clixml::from_slice(&ld).is_err() {
+                return Err(mm(
+                    "data",
+                    "a PUBLIC_KEY object".to_owned(),
+                    String::from_utf8_lossy(&ld).into_owned(),
+                ));
+            }
+            st.tolerated.push(Tolerated {
+                exchange: at,
+                kind: ToleranceKind::ClientPublicKey,
+                command_id: None,
+            });
+            return Ok(());
+        }
         let blank = |d: &[u8]| d.iter().all(u8::is_ascii_whitespace);
         if blank(&rd) || blank(&ld) {
             if blank(&rd) != blank(&ld) {

@@ -32,8 +32,8 @@ use rps_psrp::clixml::Value;
 use rps_psrp::event::{ClientEvent, HostReply, PendingHostCall, RecordKind, StreamKind};
 use rps_psrp::messages::{CreatePipeline, PsInvocationState, RunspacePoolState};
 use rps_psrp::pool::{PoolConfig, RunspacePool};
-use rps_wsman::ns::{action, signal};
-use rps_wsman::{Body, Envelope, Fault, Header};
+use rps_wsman::ns::{action, resource, signal};
+use rps_wsman::{Body, Envelope, Fault, Header, Item};
 use uuid::Uuid;
 
 /// Where MessageIDs come from. The driver uses random ids; tests use a sequence.
@@ -80,6 +80,15 @@ pub struct SessionConfig {
     pub create_options: Vec<(String, String)>,
     /// The runspace pool's settings.
     pub pool: PoolConfig,
+    /// Read the server's WinRM configuration (a WS-Transfer Get) before the Create and use
+    /// its `MaxEnvelopeSizekb` instead of [`SessionConfig::max_envelope_size`], for servers
+    /// configured below the usual 150 KiB (as pypsrp does when asked).
+    pub read_server_config: bool,
+    /// The idle timeout a Disconnect asks the server to keep the shell for, in seconds
+    /// (`None`: the server's default).
+    pub disconnect_idle_timeout_secs: Option<u64>,
+    /// Limits on the envelopes the server sends (size, nesting, streams).
+    pub wsman_limits: rps_wsman::Limits,
 }
 
 impl SessionConfig {
@@ -96,6 +105,9 @@ impl SessionConfig {
             terminate_finished_pipelines: true,
             create_options: Vec::new(),
             pool: PoolConfig::default(),
+            read_server_config: false,
+            disconnect_idle_timeout_secs: None,
+            wsman_limits: rps_wsman::Limits::default(),
         }
     }
 }
@@ -116,6 +128,18 @@ pub enum Operation {
     Signal(Uuid),
     /// WS-Transfer Delete of the shell.
     Delete,
+    /// WS-Transfer Get of the shell: its state on the server ([`Session::query_shell_state`]).
+    ShellState,
+    /// WS-Transfer Get of the WinRM configuration, for the server's maximum envelope size
+    /// ([`SessionConfig::read_server_config`]).
+    Config,
+    /// WinRS Disconnect of the shell ([`Session::disconnect`]).
+    Disconnect,
+    /// WinRS Reconnect of the shell ([`Session::reconnect`]).
+    Reconnect,
+    /// WinRS Connect to a disconnected pool (`None`, [`Session::connect`]) or to one of its
+    /// commands ([`Session::connect_pipeline`]).
+    Connect(Option<Uuid>),
 }
 
 impl Operation {
@@ -128,6 +152,10 @@ impl Operation {
             Operation::Send(_) => "Send",
             Operation::Signal(_) => "Signal",
             Operation::Delete => "Delete",
+            Operation::ShellState | Operation::Config => "Get",
+            Operation::Disconnect => "Disconnect",
+            Operation::Reconnect => "Reconnect",
+            Operation::Connect(_) => "Connect",
         }
     }
 }
@@ -239,6 +267,22 @@ impl SessionError {
         }
     }
 
+    /// True when the server does not know the command an operation named (it finished and
+    /// was freed, or never existed): WinRS answers with the same `InvalidSelectors` fault as
+    /// for a missing shell, and says "command identifier" in its message. Only that
+    /// pipeline is lost.
+    pub fn is_command_gone(&self) -> bool {
+        match self {
+            SessionError::Fault { fault, .. } => {
+                self.is_shell_gone()
+                    && fault
+                        .message()
+                        .is_some_and(|m| m.to_ascii_lowercase().contains("command identifier"))
+            }
+            _ => false,
+        }
+    }
+
     /// True for Exchange's throttle: too many concurrent runspaces for the user.
     pub fn is_max_concurrency(&self) -> bool {
         match self {
@@ -251,6 +295,31 @@ impl SessionError {
 
 /// `ERROR_WSMAN_INVALID_SELECTORS`: the shell named in the request does not exist.
 const INVALID_SELECTORS_CODE: u32 = 2_150_858_843;
+
+/// `ERROR_WSMAN_OPERATION_TIMEDOUT`.
+const OPERATION_TIMEDOUT_CODE: u32 = 0x8033_8029;
+
+/// The text of the first element named `name` (any prefix) in `xml`, trimmed: for the
+/// flat WinRM configuration document, whose values are plain text.
+fn config_value<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = xml;
+    while let Some(lt) = rest.find('<') {
+        rest = &rest[lt + 1..];
+        let end = rest.find(['>', ' ', '/', '\t', '\n', '\r'])?;
+        let tag = &rest[..end];
+        let local = tag.rsplit(':').next().unwrap_or(tag);
+        if local == name {
+            let open_end = rest.find('>')?;
+            if rest[..open_end].ends_with('/') {
+                return Some("");
+            }
+            let text = &rest[open_end + 1..];
+            let close = text.find('<')?;
+            return Some(text[..close].trim());
+        }
+    }
+    None
+}
 
 fn fault_text(f: &Fault) -> String {
     let msg = f.message().or(f.reason.as_deref()).unwrap_or("SOAP fault");
@@ -317,17 +386,46 @@ pub enum SessionEvent {
         /// Success, or the number of free runspaces.
         response: rps_psrp::messages::Availability,
     },
+    /// The answer to [`Session::query_shell_state`].
+    ShellState {
+        /// True when the shell exists and is connected. False when the server no longer
+        /// knows it (an `InvalidSelectors` fault), reports it `Disconnected`, timed out, or
+        /// could not be reached: the session is then over and no Delete is sent.
+        alive: bool,
+        /// The `rsp:State` the server reported (`Connected`, `Disconnected`), when it
+        /// answered with the shell.
+        state: Option<String>,
+    },
+    /// The shell was disconnected ([`Session::disconnect`]): it lives on the server, its
+    /// pipelines keep running, and this or another client can reconnect or connect to it.
+    Disconnected,
+    /// The shell was reconnected ([`Session::reconnect`]).
+    Reconnected,
+    /// The session key exchange ([`Session::exchange_key`]) finished: SecureStrings can be
+    /// sent and read.
+    SessionKeyReady,
+    /// The server's WinRM configuration was read ([`SessionConfig::read_server_config`]):
+    /// later requests use its maximum envelope size.
+    ServerConfig {
+        /// The server's `MaxEnvelopeSizekb`, in bytes.
+        max_envelope_size: u64,
+    },
     /// The shell was deleted.
     Closed,
 }
 
 /// The session's phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Phase {
-    /// Created by [`Session::new`]; call [`Session::open`].
+    /// Created by [`Session::new`]; call [`Session::open`] or [`Session::connect`].
     New,
     /// The Create is queued or in flight.
     Creating,
+    /// The Connect to a disconnected pool is queued or in flight ([`Session::connect`]).
+    Connecting,
+    /// The shell is disconnected ([`Session::disconnect`]); [`Session::reconnect`] resumes.
+    Disconnected,
     /// The shell exists; waiting for the pool to open.
     Opening,
     /// The pool is open.
@@ -345,6 +443,8 @@ impl Phase {
         match self {
             Phase::New => "new",
             Phase::Creating => "creating",
+            Phase::Connecting => "connecting",
+            Phase::Disconnected => "disconnected",
             Phase::Opening => "opening",
             Phase::Opened => "opened",
             Phase::Closing => "closing",
@@ -363,6 +463,8 @@ struct PipeSlot {
     stop_requested: bool,
     stop_sent: bool,
     terminate_sent: bool,
+    /// A WS-Man Connect to the command must go out before its Receives.
+    connect_pending: bool,
 }
 
 /// The session machine. See the [module docs](self) for the call order.
@@ -384,12 +486,25 @@ pub struct Session {
     abandoned: bool,
     /// Fragments split off a Command, to go out in the next Send.
     held: Option<rps_psrp::event::OutgoingData>,
+    /// The last Command (or Send) carried the first fragments of a CREATE_PIPELINE that
+    /// did not fit: its remaining fragments go out alone.
+    continuing: bool,
     /// Pool calls (call-id requests) still waiting for their RUNSPACE_AVAILABILITY.
     pool_calls: usize,
     pipelines: HashMap<Uuid, PipeSlot>,
     order: VecDeque<Uuid>,
     events: VecDeque<SessionEvent>,
     max_envelope_size: u64,
+    /// A shell-state Get is queued.
+    state_query: bool,
+    /// A Disconnect is queued.
+    disconnect_requested: bool,
+    /// A Reconnect is queued.
+    reconnect_requested: bool,
+    /// PUBLIC_KEY was queued; the shell stream is read until the session key arrives.
+    key_pending: bool,
+    /// The server's configuration was read (or is not wanted).
+    config_read: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -403,19 +518,20 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// The length of the fragments that make up the first message of `data` (all of `data` when
-/// it holds one message, or when it cannot be parsed: the server will judge it).
-fn first_message_end(data: &[u8]) -> usize {
+/// The length of the fragments of `data` up to the end of its first message, or `None`
+/// when that message does not end in `data` (or `data` cannot be parsed: the server will
+/// judge it).
+fn first_message_end(data: &[u8]) -> Option<usize> {
     let mut rest = data;
     let mut first_object = None;
     while let Ok((frag, after)) = rps_psrp::fragment::parse_fragment(rest) {
         let object = *first_object.get_or_insert(frag.header.object_id);
         rest = after;
         if frag.header.object_id == object && frag.header.is_end() {
-            return data.len() - rest.len();
+            return Some(data.len() - rest.len());
         }
     }
-    data.len()
+    None
 }
 
 /// Bytes an envelope adds around a stream payload: measured by encoding an empty one.
@@ -445,11 +561,17 @@ impl Session {
             created: false,
             abandoned: false,
             held: None,
+            continuing: false,
             pool_calls: 0,
             pipelines: HashMap::new(),
             order: VecDeque::new(),
             events: VecDeque::new(),
             max_envelope_size,
+            state_query: false,
+            disconnect_requested: false,
+            reconnect_requested: false,
+            key_pending: false,
+            config_read: false,
         }
     }
 
@@ -627,9 +749,116 @@ impl Session {
                 stop_requested: false,
                 stop_sent: false,
                 terminate_sent: false,
+                connect_pending: false,
             },
         );
         self.order.push_back(pipeline_id);
+    }
+
+    /// Queues a Connect that takes over the disconnected pool whose shell is this session's
+    /// (instead of [`Session::open`]): the shell id passed to [`Session::new`] must be the
+    /// server's ShellId, which is the pool's id. The pool is opened once the server has
+    /// answered with its state and settings (RUNSPACEPOOL_INIT_DATA); pipelines it still
+    /// runs can then be taken over with [`Session::connect_pipeline`].
+    pub fn connect(&mut self) -> Result<(), SessionError> {
+        if self.phase != Phase::New {
+            return Err(self.state_error("connect"));
+        }
+        self.pool.connect()?;
+        self.created = true;
+        self.phase = Phase::Connecting;
+        Ok(())
+    }
+
+    /// Queues a WS-Transfer Get of the shell, answered by [`SessionEvent::ShellState`]:
+    /// whether the shell still exists and is connected. A shell the server no longer knows
+    /// or reports disconnected, and a server that cannot be reached, mean "not alive"; the
+    /// session is then over without a Delete. Other faults are returned as errors and leave
+    /// the session as it was.
+    pub fn query_shell_state(&mut self) -> Result<(), SessionError> {
+        if !matches!(
+            self.phase,
+            Phase::Opened | Phase::Opening | Phase::Disconnected
+        ) {
+            return Err(self.state_error("query the shell state"));
+        }
+        self.state_query = true;
+        Ok(())
+    }
+
+    /// Queues a Disconnect: the shell and its running pipelines stay on the server, no
+    /// request goes out until [`Session::reconnect`] (or [`Session::close`], which deletes
+    /// the shell); another client may take the pool over with [`Session::connect`].
+    pub fn disconnect(&mut self) -> Result<(), SessionError> {
+        if self.phase != Phase::Opened {
+            return Err(self.state_error("disconnect"));
+        }
+        self.disconnect_requested = true;
+        Ok(())
+    }
+
+    /// Queues a Reconnect of a disconnected shell; its pipelines then carry on. A Reconnect
+    /// of a connected shell is sent too (some clients send one before closing a pool they
+    /// took over) and changes nothing.
+    pub fn reconnect(&mut self) -> Result<(), SessionError> {
+        if !matches!(self.phase, Phase::Disconnected | Phase::Opened) || self.disconnect_requested {
+            return Err(self.state_error("reconnect"));
+        }
+        self.reconnect_requested = true;
+        Ok(())
+    }
+
+    /// Takes over pipeline `pipeline_id` of a pool this session connected to
+    /// ([`Session::connect`]): a WS-Man Connect to the command, then its output arrives as
+    /// for a pipeline started here.
+    pub fn connect_pipeline(&mut self, pipeline_id: Uuid) -> Result<(), SessionError> {
+        self.attach(pipeline_id, true)
+    }
+
+    /// Reads the output of pipeline `pipeline_id`, running in this shell but not started by
+    /// this session (its CommandId must be the pipeline id), without a WS-Man Connect: for
+    /// a shell shared with another connection. A server that does not know the command
+    /// answers with a fault, reported as [`SessionEvent::PipelineError`].
+    pub fn attach_pipeline(&mut self, pipeline_id: Uuid) -> Result<(), SessionError> {
+        self.attach(pipeline_id, false)
+    }
+
+    fn attach(&mut self, pipeline_id: Uuid, connect: bool) -> Result<(), SessionError> {
+        if self.phase != Phase::Opened {
+            return Err(self.state_error("take over a pipeline"));
+        }
+        self.pool.connect_pipeline(pipeline_id)?;
+        self.add_slot(pipeline_id);
+        if let Some(slot) = self.pipelines.get_mut(&pipeline_id) {
+            slot.commanded = true;
+            slot.connect_pending = connect;
+        }
+        Ok(())
+    }
+
+    /// Starts the session key exchange: PUBLIC_KEY for `key`'s public half goes to the
+    /// server, and the shell's stream is read until the encrypted session key arrives
+    /// ([`SessionEvent::SessionKeyReady`]). The caller makes the 2048-bit RSA key (the
+    /// machine has no randomness) and enforces its own deadline with
+    /// [`Session::cancel_key_exchange`].
+    pub fn exchange_key(&mut self, key: rsa::RsaPrivateKey) -> Result<(), SessionError> {
+        if self.phase != Phase::Opened {
+            return Err(self.state_error("exchange keys"));
+        }
+        self.pool.exchange_key(key)?;
+        self.key_pending = true;
+        Ok(())
+    }
+
+    /// True while a key exchange waits for the server's session key.
+    pub fn key_exchange_pending(&self) -> bool {
+        self.key_pending
+    }
+
+    /// Stops waiting for the session key (the caller's deadline passed): the shell's stream
+    /// is no longer read for it.
+    pub fn cancel_key_exchange(&mut self) {
+        self.key_pending = false;
     }
 
     /// Queues one input object for a pipeline created with input.
@@ -664,9 +893,20 @@ impl Session {
 
     /// Closes the session: running pipelines are stopped, then the shell is deleted.
     pub fn close(&mut self) {
+        self.key_pending = false;
+        self.state_query = false;
         match self.phase {
             Phase::New => self.phase = Phase::Closed,
             Phase::Closed | Phase::Closing => {}
+            Phase::Disconnected => {
+                // Nothing can be signalled to a disconnected shell: delete it with its
+                // pipelines.
+                for slot in self.pipelines.values_mut() {
+                    slot.finished = true;
+                    slot.terminate_sent = true;
+                }
+                self.phase = Phase::Closing;
+            }
             _ => {
                 for slot in self.pipelines.values_mut() {
                     if !slot.finished {
@@ -706,10 +946,15 @@ impl Session {
     }
 
     fn header(&mut self, action: &str) -> Header {
+        let uri = self.config.resource_uri.clone();
+        self.header_for(action, uri)
+    }
+
+    fn header_for(&mut self, action: &str, resource_uri: String) -> Header {
         let mut h = Header::request(
             self.config.to.clone(),
             action,
-            self.config.resource_uri.clone(),
+            resource_uri,
             self.ids.next_id(),
         )
         .with_max_envelope_size(self.max_envelope_size)
@@ -767,6 +1012,31 @@ impl Session {
         }
         match self.phase {
             Phase::New | Phase::Closed | Phase::Failed => return Ok(None),
+            Phase::Creating if self.config.read_server_config && !self.config_read => {
+                let header = self.header_for(action::GET, resource::CONFIG.to_owned());
+                return Ok(Some(self.request(Operation::Config, header, Body::Get)));
+            }
+            Phase::Connecting => {
+                // SESSION_CAPABILITY and CONNECT_RUNSPACEPOOL travel in the connectXml.
+                let probe = Envelope::new(
+                    self.shell_header(action::CONNECT),
+                    Body::connect(Vec::new()),
+                );
+                let budget = payload_budget(self.max_envelope_size, probe.encode().len());
+                let data = self
+                    .pool
+                    .data_to_send(budget)?
+                    .map(|d| d.data)
+                    .unwrap_or_default();
+                let version = self.config.pool.protocol_version.clone();
+                let header = self.shell_header(action::CONNECT).with_option(
+                    "protocolversion",
+                    version,
+                    Some(true),
+                );
+                let body = Body::connect(data);
+                return Ok(Some(self.request(Operation::Connect(None), header, body)));
+            }
             Phase::Creating => {
                 // The opening messages travel in the Create's creationXml.
                 let probe = Envelope::new(
@@ -790,6 +1060,55 @@ impl Session {
                 return Ok(Some(self.request(Operation::Create, header, body)));
             }
             _ => {}
+        }
+        if self.state_query {
+            self.state_query = false;
+            let shell_id = self.shell_id;
+            let header = self
+                .header_for(action::GET, resource::SHELL.to_owned())
+                .with_shell_id(shell_id);
+            return Ok(Some(self.request(Operation::ShellState, header, Body::Get)));
+        }
+        if self.disconnect_requested {
+            self.disconnect_requested = false;
+            let header = self.shell_header(action::DISCONNECT);
+            let idle = self
+                .config
+                .disconnect_idle_timeout_secs
+                .map(|s| format!("PT{s}S"));
+            return Ok(Some(self.request(
+                Operation::Disconnect,
+                header,
+                Body::disconnect(idle),
+            )));
+        }
+        if self.reconnect_requested {
+            self.reconnect_requested = false;
+            let header = self.shell_header(action::RECONNECT);
+            return Ok(Some(self.request(
+                Operation::Reconnect,
+                header,
+                Body::Reconnect,
+            )));
+        }
+        if self.phase == Phase::Disconnected {
+            // Nothing goes to a disconnected shell.
+            return Ok(None);
+        }
+        // Connects to taken-over commands go before their Receives.
+        let to_connect = self.order.iter().copied().find(|id| {
+            self.pipelines
+                .get(id)
+                .is_some_and(|p| p.connect_pending && !p.finished)
+        });
+        if let Some(pid) = to_connect {
+            let header = self.shell_header(action::CONNECT);
+            let body = Body::connect_command(self.command_id(pid));
+            return Ok(Some(self.request(
+                Operation::Connect(Some(pid)),
+                header,
+                body,
+            )));
         }
         // Signals first: a stop must not wait behind queued input.
         let to_signal = self.order.iter().copied().find(|id| {
@@ -831,6 +1150,20 @@ impl Session {
             };
             if let Some(mut out) = next {
                 let pid = out.target.pipeline_id;
+                if self.continuing {
+                    // The rest of a CREATE_PIPELINE too large for its Command goes alone,
+                    // as the Command's part did.
+                    if let Some(split) = first_message_end(&out.data) {
+                        self.continuing = false;
+                        if split < out.data.len() {
+                            let rest = out.data.split_off(split);
+                            self.held = Some(rps_psrp::event::OutgoingData {
+                                target: out.target,
+                                data: rest,
+                            });
+                        }
+                    }
+                }
                 if let Some(pid) = pid
                     && let Some(slot) = self.pipelines.get_mut(&pid)
                     && !slot.commanded
@@ -838,13 +1171,16 @@ impl Session {
                     slot.commanded = true;
                     // The Command carries CREATE_PIPELINE alone, as PowerShell sends it;
                     // input that came in the same batch follows in a Send.
-                    let split = first_message_end(&out.data);
-                    if split < out.data.len() {
-                        let rest = out.data.split_off(split);
-                        self.held = Some(rps_psrp::event::OutgoingData {
-                            target: out.target,
-                            data: rest,
-                        });
+                    match first_message_end(&out.data) {
+                        Some(split) if split < out.data.len() => {
+                            let rest = out.data.split_off(split);
+                            self.held = Some(rps_psrp::event::OutgoingData {
+                                target: out.target,
+                                data: rest,
+                            });
+                        }
+                        Some(_) => {}
+                        None => self.continuing = true,
                     }
                     let mut header = self.shell_header(action::COMMAND);
                     header = header.with_option("WINRS_SKIP_CMD_SHELL", "False", None);
@@ -865,6 +1201,10 @@ impl Session {
             // for, come on the shell's own stream.
             Phase::Opening => return Ok(Some(self.receive_request(None))),
             Phase::Opened | Phase::Closing if self.pool_calls > 0 => {
+                return Ok(Some(self.receive_request(None)));
+            }
+            // The session key comes on the shell's stream too.
+            Phase::Opened if self.key_pending => {
                 return Ok(Some(self.receive_request(None)));
             }
             Phase::Opened | Phase::Closing => {
@@ -982,6 +1322,9 @@ impl Session {
             });
         };
         self.signal_blocked = false;
+        if op == Operation::ShellState {
+            return self.handle_shell_state(status, body);
+        }
         let result = self.handle(op, status, body);
         if let Err(e) = &result {
             if matches!(op, Operation::Receive(_)) && e.http_status() == Some(503) {
@@ -989,7 +1332,14 @@ impl Session {
                 // the server keeps the output for the next Receive.
                 return result;
             }
-            if e.is_shell_gone() && op != Operation::Delete {
+            let command_scoped = matches!(
+                op,
+                Operation::Receive(Some(_)) | Operation::Send(Some(_)) | Operation::Signal(_)
+            );
+            if e.is_shell_gone()
+                && op != Operation::Delete
+                && !(command_scoped && e.is_command_gone())
+            {
                 // The server deleted the shell (or lost it): nothing can run on it any more.
                 self.created = false;
                 self.phase = Phase::Failed;
@@ -1016,6 +1366,11 @@ impl Session {
             return Ok(());
         };
         self.signal_blocked = false;
+        if op == Operation::ShellState {
+            // The server cannot be reached: as good as gone (no Delete is attempted).
+            self.shell_state_answer(false, None);
+            return Ok(());
+        }
         let err = SessionError::Transport {
             operation: op.name(),
             message: message.to_owned(),
@@ -1040,13 +1395,35 @@ impl Session {
                     && !slot.finished
                 {
                     slot.finished = true;
+                    // Nothing to terminate on a server that does not know the command.
+                    slot.terminate_sent |= e.is_command_gone();
                     self.events.push_back(SessionEvent::PipelineError {
                         pipeline_id: pid,
                         message: e.to_string(),
                     });
                 }
             }
-            Operation::Signal(_) => {}
+            Operation::Connect(Some(pid)) => {
+                if let Some(slot) = self.pipelines.get_mut(&pid)
+                    && !slot.finished
+                {
+                    slot.finished = true;
+                    self.events.push_back(SessionEvent::PipelineError {
+                        pipeline_id: pid,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            Operation::Connect(None) => {
+                // The shell is someone else's until the Connect succeeds: never delete it.
+                self.created = false;
+                self.phase = Phase::Failed;
+            }
+            // The shell stays as it was.
+            Operation::Signal(_)
+            | Operation::Disconnect
+            | Operation::Reconnect
+            | Operation::ShellState => {}
             Operation::Delete => {
                 self.phase = Phase::Closed;
                 self.pool.closed();
@@ -1056,8 +1433,81 @@ impl Session {
         }
     }
 
+    /// Reports the shell's state; a shell that is not alive ends the session without a
+    /// Delete.
+    fn shell_state_answer(&mut self, alive: bool, state: Option<String>) {
+        if !alive && self.phase != Phase::Closed {
+            self.created = false;
+            self.phase = Phase::Closed;
+            self.pool.closed();
+            for (pid, slot) in self.pipelines.iter_mut() {
+                if !slot.finished {
+                    slot.finished = true;
+                    self.events.push_back(SessionEvent::PipelineError {
+                        pipeline_id: *pid,
+                        message: "the shell is no longer alive on the server".to_owned(),
+                    });
+                }
+            }
+        }
+        self.events
+            .push_back(SessionEvent::ShellState { alive, state });
+    }
+
+    fn handle_shell_state(&mut self, status: u16, body: &[u8]) -> Result<(), SessionError> {
+        let op = Operation::ShellState.name();
+        let env = match Envelope::decode_with(body, &self.config.wsman_limits) {
+            Ok(env) => env,
+            Err(source) if status == 200 => {
+                return Err(SessionError::Envelope {
+                    operation: op,
+                    source,
+                });
+            }
+            Err(_) => {
+                // An HTTP refusal says nothing about the shell: report it, change nothing.
+                return Err(SessionError::Http {
+                    operation: op,
+                    status,
+                    text: String::from_utf8_lossy(&body[..body.len().min(512)])
+                        .trim()
+                        .to_owned(),
+                });
+            }
+        };
+        match env.body {
+            Body::GetResponse(Item::Shell(shell)) => {
+                let state = shell.state.map(|s| s.trim().to_owned());
+                let disconnected = state
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("Disconnected"));
+                // A shell this session disconnected itself is still alive.
+                let alive = !disconnected || self.phase == Phase::Disconnected;
+                self.shell_state_answer(alive, state);
+                Ok(())
+            }
+            Body::Fault(fault)
+                if fault.is_operation_timeout()
+                    || fault.is_invalid_selectors()
+                    || fault.wsman_code() == Some(INVALID_SELECTORS_CODE)
+                    || fault.wsman_code() == Some(OPERATION_TIMEDOUT_CODE) =>
+            {
+                self.shell_state_answer(false, None);
+                Ok(())
+            }
+            Body::Fault(fault) => Err(SessionError::Fault {
+                operation: op,
+                fault: Box::new(fault),
+            }),
+            _ => Err(SessionError::Unexpected {
+                operation: op,
+                found: env.header.action.unwrap_or_else(|| "no action".to_owned()),
+            }),
+        }
+    }
+
     fn handle(&mut self, op: Operation, status: u16, body: &[u8]) -> Result<(), SessionError> {
-        let env = match Envelope::decode(body) {
+        let env = match Envelope::decode_with(body, &self.config.wsman_limits) {
             Ok(env) => env,
             Err(source) if status == 200 => {
                 return Err(SessionError::Envelope {
@@ -1144,6 +1594,53 @@ impl Session {
             }
             (Operation::Send(_), Body::SendResponse)
             | (Operation::Signal(_), Body::SignalResponse) => Ok(()),
+            (Operation::Config, Body::GetResponse(Item::Raw(config))) => {
+                let kb = config_value(&config.xml, "MaxEnvelopeSizekb")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .filter(|kb| (1..=1 << 20).contains(kb))
+                    .ok_or_else(|| SessionError::Unexpected {
+                        operation: op.name(),
+                        found: "a WinRM configuration without a valid MaxEnvelopeSizekb".to_owned(),
+                    })?;
+                self.max_envelope_size = kb * 1024;
+                // The server's own limit: never raise it after negotiation.
+                self.config.raise_envelope_size = false;
+                self.config_read = true;
+                self.events.push_back(SessionEvent::ServerConfig {
+                    max_envelope_size: self.max_envelope_size,
+                });
+                Ok(())
+            }
+            (Operation::Disconnect, Body::DisconnectResponse | Body::Empty) => {
+                self.pool.disconnect()?;
+                self.phase = Phase::Disconnected;
+                self.events.push_back(SessionEvent::Disconnected);
+                Ok(())
+            }
+            (Operation::Reconnect, Body::ReconnectResponse | Body::Empty) => {
+                if self.phase == Phase::Disconnected {
+                    self.pool.reconnect()?;
+                    self.phase = Phase::Opened;
+                }
+                self.events.push_back(SessionEvent::Reconnected);
+                Ok(())
+            }
+            (Operation::Connect(None), Body::ConnectResponse(resp)) => {
+                // The pool's answer (SESSION_CAPABILITY, RUNSPACEPOOL_INIT_DATA) comes in
+                // the connectResponseXml; the application private data follows on the
+                // shell's stream.
+                self.phase = Phase::Opening;
+                if let Some(data) = resp.connect_response_xml {
+                    self.pool.receive_on(None, Bytes::from(data))?;
+                }
+                self.drain_pool()
+            }
+            (Operation::Connect(Some(pid)), Body::ConnectResponse(_)) => {
+                if let Some(slot) = self.pipelines.get_mut(&pid) {
+                    slot.connect_pending = false;
+                }
+                Ok(())
+            }
             (Operation::Delete, Body::DeleteResponse | Body::Empty) => {
                 self.phase = Phase::Closed;
                 self.pool.closed();
@@ -1197,6 +1694,10 @@ impl Session {
                     value,
                 }),
                 ClientEvent::HostCall(call) => self.events.push_back(SessionEvent::HostCall(call)),
+                ClientEvent::SessionKeyReady => {
+                    self.key_pending = false;
+                    self.events.push_back(SessionEvent::SessionKeyReady);
+                }
                 ClientEvent::Availability { call_id, response } => {
                     self.pool_calls = self.pool_calls.saturating_sub(1);
                     self.events

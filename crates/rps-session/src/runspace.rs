@@ -155,6 +155,11 @@ pub struct ConnectOptions {
     pub token_refresh_margin: Option<Duration>,
     /// The clock token expiry is judged by (default the system clock).
     pub clock: Arc<dyn Clock>,
+    /// Read the server's WinRM configuration before creating the shell and use its
+    /// maximum envelope size (for servers configured below the usual 150 KiB).
+    pub read_server_config: bool,
+    /// Limits on the envelopes the server sends (size, nesting, streams).
+    pub wsman_limits: rps_wsman::Limits,
 }
 
 /// How often and how patiently to retry.
@@ -230,6 +235,8 @@ impl ConnectOptions {
             retry: RetryPolicy::default(),
             token_refresh_margin: Some(Duration::from_secs(300)),
             clock: Arc::new(SystemClock),
+            read_server_config: false,
+            wsman_limits: rps_wsman::Limits::default(),
         }
     }
 }
@@ -272,6 +279,13 @@ pub enum Error {
     /// The session failed, for this pipeline (or close) and every other: the cause.
     #[error("the session failed: {0}")]
     SessionFailed(Arc<Error>),
+    /// The server did not send the session key within the time given to
+    /// [`RunspacePool::exchange_key`].
+    #[error("the server sent no session key within {0:?}")]
+    KeyExchangeTimeout(Duration),
+    /// The session key could not be made.
+    #[error("could not make the session key pair: {0}")]
+    KeyGeneration(String),
 }
 
 impl Error {
@@ -390,6 +404,16 @@ impl PipelineResult {
 enum Request {
     Pipeline(Box<CreatePipeline>),
     Metadata(GetCommandMetadata),
+    /// A pipeline this client took over (it cannot be started again).
+    Attached,
+}
+
+/// The error for a second call while the first waits.
+fn busy(action: &'static str) -> Error {
+    Error::Session(SessionError::State {
+        action,
+        state: "busy with the same request",
+    })
 }
 
 enum Cmd {
@@ -404,6 +428,45 @@ enum Cmd {
     HostReply(HostReply),
     PoolCall(PoolCall, oneshot::Sender<Result<Availability, Error>>),
     Close(oneshot::Sender<Result<(), Error>>),
+    ShellState(oneshot::Sender<Result<bool, Error>>),
+    Disconnect(oneshot::Sender<Result<(), Error>>),
+    Reconnect(oneshot::Sender<Result<(), Error>>),
+    ExchangeKey(Box<rsa::RsaPrivateKey>, oneshot::Sender<Result<(), Error>>),
+    CancelKeyExchange,
+    Attach {
+        id: Uuid,
+        connect: bool,
+        events: mpsc::UnboundedSender<Result<PipelineEvent, Error>>,
+        done: oneshot::Sender<Result<Uuid, Error>>,
+    },
+}
+
+/// Callers waiting for the answer to a single shell operation.
+#[derive(Default)]
+struct Waiters {
+    state: Option<oneshot::Sender<Result<bool, Error>>>,
+    disconnect: Option<oneshot::Sender<Result<(), Error>>>,
+    reconnect: Option<oneshot::Sender<Result<(), Error>>>,
+    key: Option<oneshot::Sender<Result<(), Error>>>,
+}
+
+impl Waiters {
+    /// Tells everyone waiting that the session failed.
+    fn fail(&mut self, shared: &Arc<Error>) {
+        if let Some(w) = self.state.take() {
+            let _ = w.send(Err(Error::SessionFailed(shared.clone())));
+        }
+        for w in [
+            self.disconnect.take(),
+            self.reconnect.take(),
+            self.key.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = w.send(Err(Error::SessionFailed(shared.clone())));
+        }
+    }
 }
 
 /// A call-id request on the pool.
@@ -444,6 +507,24 @@ impl RunspacePool {
     /// Connects: creates the shell (following a redirect when allowed), opens the pool and
     /// waits until it is Opened. The creation is retried per [`ConnectOptions::retry`].
     pub async fn connect(options: ConnectOptions) -> Result<RunspacePool, Error> {
+        Self::start_driver(options, None).await
+    }
+
+    /// Takes over the disconnected pool `shell_id` (left by [`RunspacePool::disconnect`]
+    /// here or by another client): a WS-Man Connect, then the pool's settings and state
+    /// from the server. Pipelines it still runs are taken over with
+    /// [`RunspacePool::connect_pipeline`]. Needs a protocol 2.2 server (PowerShell 3+).
+    pub async fn connect_disconnected(
+        options: ConnectOptions,
+        shell_id: Uuid,
+    ) -> Result<RunspacePool, Error> {
+        Self::start_driver(options, Some(shell_id)).await
+    }
+
+    async fn start_driver(
+        options: ConnectOptions,
+        takeover: Option<Uuid>,
+    ) -> Result<RunspacePool, Error> {
         let transport = Transport::new(options.transport.clone())?;
         let policy = if options.endpoint.allow_redirection {
             RedirectPolicy::follow()
@@ -462,8 +543,17 @@ impl RunspacePool {
         config.max_envelope_size = options.max_envelope_size;
         config.create_options = options.create_options.clone();
         config.session_id = Some(Uuid::new_v4());
-        let mut session = Session::new(config.clone(), Uuid::new_v4(), Box::new(RandomIds));
-        session.open()?;
+        config.read_server_config = options.read_server_config;
+        config.wsman_limits = options.wsman_limits;
+        let mut session = Session::new(
+            config.clone(),
+            takeover.unwrap_or_else(Uuid::new_v4),
+            Box::new(RandomIds),
+        );
+        match takeover {
+            Some(_) => session.connect()?,
+            None => session.open()?,
+        }
         let shell_id = Arc::new(Mutex::new(session.shell_id()));
         let mut driver = Driver {
             http,
@@ -489,6 +579,8 @@ impl RunspacePool {
                 retry_after: None,
                 shell_id: shell_id.clone(),
                 rebuild: false,
+                takeover,
+                waiters: Waiters::default(),
             },
         };
         let protocol_version = driver.connect_with_retries().await?;
@@ -595,6 +687,107 @@ impl RunspacePool {
             .send(Cmd::PoolCall(call, tx))
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Asks the server whether the shell still exists and is connected (a WS-Transfer Get
+    /// of the shell). `Ok(false)` when the server no longer knows it, reports it
+    /// disconnected by someone else, times out or cannot be reached: the pool is then over
+    /// (nothing is deleted) and later calls fail with [`Error::Closed`]. Other faults come
+    /// back as errors and leave the pool as it was. Waits for a Receive in flight first.
+    pub async fn is_alive(&self) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::ShellState(tx)).is_err() {
+            return Ok(false);
+        }
+        rx.await.unwrap_or(Ok(false))
+    }
+
+    /// Disconnects the shell: it stays on the server with its running pipelines (for the
+    /// server's idle timeout) and nothing is sent until [`RunspacePool::reconnect`]; another
+    /// client can take it over with [`RunspacePool::connect_disconnected`] and this pool's
+    /// [`RunspacePool::shell_id`]. Needs a protocol 2.2 server (PowerShell 3+).
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Disconnect(tx))
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Reconnects a shell this pool disconnected; its pipelines carry on.
+    pub async fn reconnect(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Reconnect(tx))
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Exchanges a session key with the server (PUBLIC_KEY, ENCRYPTED_SESSION_KEY), so
+    /// that SecureStrings can be sent and read; makes a 2048-bit RSA key pair first (on a
+    /// blocking thread). Fails with [`Error::KeyExchangeTimeout`] when the server sends no
+    /// key within `timeout`; the pool is still usable then.
+    pub async fn exchange_key(&self, timeout: Duration) -> Result<(), Error> {
+        let key = tokio::task::spawn_blocking(|| {
+            let mut rng = rsa::rand_core::OsRng;
+            rsa::RsaPrivateKey::new(&mut rng, 2048)
+        })
+        .await
+        .map_err(|e| Error::KeyGeneration(e.to_string()))?
+        .map_err(|e| Error::KeyGeneration(e.to_string()))?;
+        self.exchange_key_with(key, timeout).await
+    }
+
+    /// [`RunspacePool::exchange_key`] with a key pair the caller made.
+    pub async fn exchange_key_with(
+        &self,
+        key: rsa::RsaPrivateKey,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::ExchangeKey(Box::new(key), tx))
+            .map_err(|_| Error::Closed)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(answer) => answer.map_err(|_| Error::Closed)?,
+            Err(_) => {
+                let _ = self.tx.send(Cmd::CancelKeyExchange);
+                Err(Error::KeyExchangeTimeout(timeout))
+            }
+        }
+    }
+
+    /// Takes over pipeline `pipeline_id` (its CommandId) of a pool taken over with
+    /// [`RunspacePool::connect_disconnected`]: a WS-Man Connect to the command, then its
+    /// remaining output arrives as for a pipeline started here.
+    pub async fn connect_pipeline(&self, pipeline_id: Uuid) -> Result<Pipeline, Error> {
+        self.attach(pipeline_id, true).await
+    }
+
+    /// Reads the output of pipeline `pipeline_id`, running in this shell but started by
+    /// another connection, without a WS-Man Connect. A server that does not know the
+    /// command fails the returned pipeline with its fault.
+    pub async fn attach_pipeline(&self, pipeline_id: Uuid) -> Result<Pipeline, Error> {
+        self.attach(pipeline_id, false).await
+    }
+
+    async fn attach(&self, id: Uuid, connect: bool) -> Result<Pipeline, Error> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Attach {
+                id,
+                connect,
+                events: events_tx,
+                done: done_tx,
+            })
+            .map_err(|_| Error::Closed)?;
+        let id = done_rx.await.map_err(|_| Error::Closed)??;
+        Ok(Pipeline {
+            id,
+            tx: self.tx.clone(),
+            events: events_rx,
+        })
     }
 
     /// Closes the pool: stops running pipelines and deletes the shell.
@@ -726,13 +919,20 @@ struct State {
     shell_id: Arc<Mutex<Uuid>>,
     /// Replace the shell by a new one before the next request.
     rebuild: bool,
+    /// The disconnected shell this driver took over, instead of creating one.
+    takeover: Option<Uuid>,
+    waiters: Waiters,
 }
 
 impl State {
     fn new_session(&mut self) -> Result<Session, Error> {
         self.url = self.start_url.clone();
-        let mut session = Session::new(self.template.clone(), Uuid::new_v4(), Box::new(RandomIds));
-        session.open()?;
+        let id = self.takeover.unwrap_or_else(Uuid::new_v4);
+        let mut session = Session::new(self.template.clone(), id, Box::new(RandomIds));
+        match self.takeover {
+            Some(_) => session.connect()?,
+            None => session.open()?,
+        }
         Ok(session)
     }
 
@@ -751,6 +951,10 @@ impl State {
         match request {
             Request::Pipeline(r) => self.session.invoke(id, *r),
             Request::Metadata(r) => self.session.get_command_metadata(id, r),
+            Request::Attached => Err(SessionError::State {
+                action: "start a pipeline taken over from another client again",
+                state: "rebuilt",
+            }),
         }
     }
 
@@ -847,6 +1051,87 @@ impl State {
                 self.close_now();
                 self.closers.push(done);
             }
+            Cmd::ShellState(done) => {
+                if !self.session.is_alive() {
+                    let _ = done.send(Ok(false));
+                } else if self.waiters.state.is_some() {
+                    let _ = done.send(Err(busy("query the shell state")));
+                } else {
+                    match self.session.query_shell_state() {
+                        Ok(()) => self.waiters.state = Some(done),
+                        Err(e) => {
+                            let _ = done.send(Err(e.into()));
+                        }
+                    }
+                }
+            }
+            Cmd::Disconnect(done) => {
+                if self.waiters.disconnect.is_some() {
+                    let _ = done.send(Err(busy("disconnect")));
+                    return;
+                }
+                match self.session.disconnect() {
+                    Ok(()) => self.waiters.disconnect = Some(done),
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::Reconnect(done) => {
+                if self.waiters.reconnect.is_some() {
+                    let _ = done.send(Err(busy("reconnect")));
+                    return;
+                }
+                match self.session.reconnect() {
+                    Ok(()) => self.waiters.reconnect = Some(done),
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::ExchangeKey(key, done) => {
+                if self.waiters.key.is_some() {
+                    let _ = done.send(Err(busy("exchange keys")));
+                    return;
+                }
+                match self.session.exchange_key(*key) {
+                    Ok(()) => self.waiters.key = Some(done),
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::CancelKeyExchange => {
+                self.session.cancel_key_exchange();
+                self.waiters.key = None;
+            }
+            Cmd::Attach {
+                id,
+                connect,
+                events,
+                done,
+            } => {
+                let r = if connect {
+                    self.session.connect_pipeline(id)
+                } else {
+                    self.session.attach_pipeline(id)
+                };
+                match r {
+                    Ok(()) => {
+                        self.pipelines.insert(
+                            id,
+                            Piped {
+                                tx: events,
+                                request: Request::Attached,
+                            },
+                        );
+                        let _ = done.send(Ok(id));
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
         }
     }
 
@@ -935,6 +1220,30 @@ impl State {
                     }
                     continue;
                 }
+                SessionEvent::ShellState { alive, .. } => {
+                    if let Some(w) = self.waiters.state.take() {
+                        let _ = w.send(Ok(alive));
+                    }
+                    continue;
+                }
+                SessionEvent::Disconnected => {
+                    if let Some(w) = self.waiters.disconnect.take() {
+                        let _ = w.send(Ok(()));
+                    }
+                    continue;
+                }
+                SessionEvent::Reconnected => {
+                    if let Some(w) = self.waiters.reconnect.take() {
+                        let _ = w.send(Ok(()));
+                    }
+                    continue;
+                }
+                SessionEvent::SessionKeyReady => {
+                    if let Some(w) = self.waiters.key.take() {
+                        let _ = w.send(Ok(()));
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if let Some(p) = self.pipelines.get(&id) {
@@ -954,6 +1263,7 @@ impl State {
             let _ = done.send(Err(Error::SessionFailed(shared.clone())));
         }
         self.dispatch(true);
+        self.waiters.fail(&shared);
         self.pending.clear();
         for (_, p) in self.pipelines.drain() {
             let _ = p.tx.send(Err(Error::SessionFailed(shared.clone())));
@@ -970,6 +1280,10 @@ impl State {
             Ok(resp) => resp,
             Err(source) => {
                 let _ = self.session.handle_transport_error(&source.to_string());
+                if op == Operation::ShellState {
+                    // Unreachable means "not alive": the machine has reported it.
+                    return Ok(());
+                }
                 return Err(Error::Request {
                     operation: op.name(),
                     source: Box::new(source),
@@ -1010,7 +1324,9 @@ fn exchange<'a>(
     req: &WsmanRequest,
 ) -> SendFuture<'a, Result<HttpResponse, ClientError>> {
     let follow = req.operation == Operation::Create;
-    let http_req = HttpRequest::winrm(url, req.body.clone());
+    let mut http_req = HttpRequest::winrm(url, req.body.clone());
+    // A server that dropped the connection is not asked again whether the shell lives.
+    http_req.reconnect_stale = req.operation != Operation::ShellState;
     Box::pin(async move {
         let sent = if follow {
             http.send_following(http_req.clone()).await
@@ -1178,6 +1494,36 @@ impl Driver {
     /// Decides what an error means: `Ok` when the session goes on (retry, pipeline lost,
     /// pool to rebuild), `Err` when it is over.
     async fn recover(&mut self, op: Operation, e: Error, failures: &mut u32) -> Result<(), Error> {
+        // A shell operation's failure goes to its caller; the session carries on.
+        let waiter = match op {
+            Operation::ShellState => self.st.waiters.state.take().map(|w| {
+                let _ = w.send(Err(e));
+            }),
+            Operation::Disconnect => self.st.waiters.disconnect.take().map(|w| {
+                let _ = w.send(Err(e));
+            }),
+            Operation::Reconnect => self.st.waiters.reconnect.take().map(|w| {
+                let _ = w.send(Err(e));
+            }),
+            _ => {
+                return self.recover_other(op, e, failures).await;
+            }
+        };
+        let _ = waiter;
+        self.st.dispatch(false);
+        if self.st.session.is_alive() {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    async fn recover_other(
+        &mut self,
+        op: Operation,
+        e: Error,
+        failures: &mut u32,
+    ) -> Result<(), Error> {
         if matches!(op, Operation::Receive(_)) && is_transient(&e) && self.st.session.is_alive() {
             *failures += 1;
             if *failures < self.st.retry.receive_attempts {

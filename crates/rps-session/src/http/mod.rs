@@ -165,6 +165,10 @@ pub struct HttpRequest {
     pub headers: Headers,
     /// The request body (re-sent whole when a redirect is followed).
     pub body: Bytes,
+    /// Send the request again on a new connection when a kept-alive one turns out closed
+    /// without answering (the idle-close race). Off for probes that must not open a new
+    /// connection to a server that went away, such as a shell-state query.
+    pub reconnect_stale: bool,
 }
 
 impl HttpRequest {
@@ -175,6 +179,7 @@ impl HttpRequest {
             url,
             headers: Headers::new(),
             body: Bytes::new(),
+            reconnect_stale: true,
         }
     }
 

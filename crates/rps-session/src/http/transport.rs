@@ -407,7 +407,7 @@ impl Transport {
             self.conns.insert(key.clone(), sender);
         }
         match self.exchange(key, req).await {
-            Err(Retry::Stale) if reused => {
+            Err(Retry::Stale) if reused && req.reconnect_stale => {
                 tracing::debug!(host = %host, "kept-alive connection was closed; reconnecting");
                 self.conns.remove(key);
                 let sender = self.connect(key, &req.url).await?;
