@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use uuid::Uuid;
 
+use crate::clixml;
 use crate::error::{ProtocolError, PsrpError};
 use crate::event::{OutgoingData, Target};
 use crate::fragment::{DefragLimits, Defragmenter, FragmentReader, OutgoingQueue};
@@ -19,16 +20,26 @@ pub(crate) struct Engine {
     us: Destination,
     outbox: OutgoingQueue<Target>,
     defrag: Defragmenter,
+    /// Bounds on the CLIXML of every payload received.
+    clixml_limits: clixml::Limits,
     incoming: VecDeque<(Option<Uuid>, RawMessage)>,
 }
 
 impl Engine {
-    pub(crate) fn new(rpid: Uuid, us: Destination, limits: DefragLimits) -> Self {
+    /// An engine for pool `rpid` on side `us`, reassembling under `limits` and reading
+    /// payloads under `clixml_limits`.
+    pub(crate) fn new(
+        rpid: Uuid,
+        us: Destination,
+        limits: DefragLimits,
+        clixml_limits: clixml::Limits,
+    ) -> Self {
         Engine {
             rpid,
             us,
             outbox: OutgoingQueue::new(1),
             defrag: Defragmenter::new(limits),
+            clixml_limits,
             incoming: VecDeque::new(),
         }
     }
@@ -114,7 +125,7 @@ impl Engine {
             }
             .into());
         }
-        let msg = Message::decode(h.message_type, &raw.data)?;
+        let msg = Message::decode_with(h.message_type, &raw.data, &self.clixml_limits)?;
         Ok(Some((h, stream_pipeline, msg)))
     }
 }

@@ -53,7 +53,7 @@ use bytes::Bytes;
 use rsa::RsaPrivateKey;
 use uuid::Uuid;
 
-use crate::clixml::Value;
+use crate::clixml::{self, Value};
 use crate::crypto::SessionKey;
 use crate::engine::{Engine, negotiate};
 use crate::error::{ProtocolError, PsrpError, StateError};
@@ -89,8 +89,15 @@ pub struct PoolConfig {
     pub protocol_version: String,
     /// Allow commands with `IsScript` true (Exchange endpoints reject them: set false there).
     pub allow_scripts: bool,
-    /// Caps on data buffered for incomplete incoming messages.
+    /// Caps on data buffered for incomplete incoming messages (and so on the size of one
+    /// message): over them, [`RunspacePool::receive`] fails with
+    /// [`FragmentError`](crate::fragment::FragmentError).
     pub limits: DefragLimits,
+    /// Bounds on the CLIXML of every message the server sends (nesting depth, RefIds, string
+    /// length, elements): a payload over them makes [`RunspacePool::next_event`] fail with
+    /// [`PayloadError::Clixml`](crate::messages::PayloadError::Clixml). Defaults to
+    /// [`clixml::Limits::default`].
+    pub clixml_limits: clixml::Limits,
 }
 
 impl Default for PoolConfig {
@@ -105,6 +112,7 @@ impl Default for PoolConfig {
             protocol_version: "2.3".to_owned(),
             allow_scripts: true,
             limits: DefragLimits::default(),
+            clixml_limits: clixml::Limits::default(),
         }
     }
 }
@@ -141,7 +149,12 @@ impl RunspacePool {
     /// A pool in state BeforeOpen; `id` is the RPID (the WS-Man ShellId).
     pub fn new(id: Uuid, config: PoolConfig) -> Self {
         RunspacePool {
-            engine: Engine::new(id, Destination::Client, config.limits),
+            engine: Engine::new(
+                id,
+                Destination::Client,
+                config.limits,
+                config.clixml_limits.clone(),
+            ),
             config,
             state: RunspacePoolState::BeforeOpen,
             protocol_version: None,
@@ -637,5 +650,144 @@ impl RunspacePool {
             }
             _ => return Err(unexpected(self.state).into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clixml::{ClixmlError, ListKind, Object, ObjectBase};
+    use crate::messages::{Command, PayloadError, PowerShell};
+    use crate::server::{PipelineOutcome, ServerConfig, ServerRunspacePool};
+
+    const RPID: Uuid = Uuid::from_u128(0x2d35_3305_c595_1547_bf50_1f44_9ff1_fc9b);
+    const PID: Uuid = Uuid::from_u128(0x1fd6_1bf9_c7ce_a347_8ce3_de7e_b7aa_5773);
+
+    /// Moves the client's queued data to the server and drains the server's events.
+    fn to_server(client: &mut RunspacePool, server: &mut ServerRunspacePool) {
+        while let Some(out) = client.data_to_send(64 * 1024).expect("client data") {
+            server.receive(&out.data).expect("server receives");
+        }
+        while server.next_event().expect("server event").is_some() {}
+    }
+
+    /// Moves the server's queued data to the client and collects its events, up to the
+    /// first error.
+    fn to_client(
+        server: &mut ServerRunspacePool,
+        client: &mut RunspacePool,
+    ) -> Result<Vec<ClientEvent>, PsrpError> {
+        while let Some(out) = server.data_to_send(64 * 1024).expect("server data") {
+            client.receive(&out.data)?;
+        }
+        let mut events = Vec::new();
+        while let Some(e) = client.next_event()? {
+            events.push(e);
+        }
+        Ok(events)
+    }
+
+    /// Opens a pool configured with `config`, starts pipeline [`PID`], has the server
+    /// answer with `value` as PIPELINE_OUTPUT, and returns what the client made of it.
+    fn output_through(config: PoolConfig, value: Value) -> Result<Vec<ClientEvent>, PsrpError> {
+        let mut client = RunspacePool::new(RPID, config);
+        let mut server = ServerRunspacePool::new(RPID, ServerConfig::default());
+        client.open().expect("open");
+        to_server(&mut client, &mut server);
+        let opened = to_client(&mut server, &mut client).expect("the handshake is small");
+        assert!(opened.iter().any(|e| matches!(
+            e,
+            ClientEvent::PoolState {
+                state: RunspacePoolState::Opened,
+                ..
+            }
+        )));
+        let request = CreatePipeline::new(PowerShell::new(vec![Command::cmdlet("Get-Item")]));
+        client.create_pipeline(PID, request).expect("create");
+        to_server(&mut client, &mut server);
+        let mut sink = server.sink(PID).expect("pipeline known to the server");
+        sink.output(value);
+        sink.finish(PipelineOutcome::Completed);
+        to_client(&mut server, &mut client)
+    }
+
+    /// Lists nested `depth` deep around a string.
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(Value::Str("core".into()), |inner, _| {
+            Value::object(Object {
+                base: ObjectBase::List(ListKind::List, vec![inner]),
+                ..Object::default()
+            })
+        })
+    }
+
+    fn output_of(events: &[ClientEvent]) -> Option<&Value> {
+        events.iter().find_map(|e| match e {
+            ClientEvent::Output { pipeline_id, value } if *pipeline_id == PID => Some(value),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_default_config_reads_payloads_under_the_default_clixml_limits() {
+        assert_eq!(
+            PoolConfig::default().clixml_limits,
+            clixml::Limits::default()
+        );
+        let long = Value::Str("x".repeat(4096));
+        let events = output_through(PoolConfig::default(), long.clone()).expect("accepted");
+        assert_eq!(output_of(&events), Some(&long));
+        let deep = nested(40);
+        let events = output_through(PoolConfig::default(), deep.clone()).expect("accepted");
+        assert_eq!(output_of(&events), Some(&deep));
+    }
+
+    #[test]
+    fn a_small_string_limit_rejects_long_pipeline_output() {
+        let mut config = PoolConfig::default();
+        config.clixml_limits.max_string_len = 1024;
+        // Under the limit: delivered.
+        let short = Value::Str("x".repeat(1000));
+        let events = output_through(config.clone(), short.clone()).expect("short output");
+        assert_eq!(output_of(&events), Some(&short));
+        // Over it: the typed error, naming the message and the limit.
+        let err = output_through(config, Value::Str("x".repeat(4096))).expect_err("too long");
+        match &err {
+            PsrpError::Payload(PayloadError::Clixml {
+                message: "PIPELINE_OUTPUT",
+                source:
+                    ClixmlError::LimitExceeded {
+                        what: "string length",
+                        limit: 1024,
+                        ..
+                    },
+            }) => {}
+            other => panic!("expected a string-length PayloadError, got {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .starts_with("invalid clixml in PIPELINE_OUTPUT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_small_depth_limit_rejects_deep_pipeline_output() {
+        let mut config = PoolConfig::default();
+        config.clixml_limits.max_depth = 8;
+        let shallow = nested(8);
+        let events = output_through(config.clone(), shallow.clone()).expect("within the limit");
+        assert_eq!(output_of(&events), Some(&shallow));
+        let err = output_through(config, nested(40)).expect_err("too deep");
+        assert!(
+            matches!(
+                err,
+                PsrpError::Payload(PayloadError::Clixml {
+                    message: "PIPELINE_OUTPUT",
+                    source: ClixmlError::DepthExceeded { limit: 8, .. },
+                })
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -26,7 +26,7 @@ use rsa::RsaPublicKey;
 use rsa::rand_core::CryptoRngCore;
 use uuid::Uuid;
 
-use crate::clixml::Value;
+use crate::clixml::{self, Value};
 use crate::crypto::{SessionKey, parse_public_key_blob};
 use crate::engine::{Engine, negotiate};
 use crate::error::{ProtocolError, PsrpError, StateError};
@@ -51,8 +51,14 @@ pub struct ServerConfig {
     pub protocol_version: String,
     /// APPLICATION_PRIVATE_DATA sent when the pool opens (`None` sends `<Nil/>`).
     pub application_private_data: Option<Value>,
-    /// Caps on data buffered for incomplete incoming messages.
+    /// Caps on data buffered for incomplete incoming messages (and so on the size of one
+    /// message).
     pub limits: DefragLimits,
+    /// Bounds on the CLIXML of every message the client sends (nesting depth, RefIds, string
+    /// length, elements): a payload over them makes [`ServerRunspacePool::next_event`] fail
+    /// with [`PayloadError::Clixml`](crate::messages::PayloadError::Clixml). Defaults to
+    /// [`clixml::Limits::default`].
+    pub clixml_limits: clixml::Limits,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +67,7 @@ impl Default for ServerConfig {
             protocol_version: "2.3".to_owned(),
             application_private_data: None,
             limits: DefragLimits::default(),
+            clixml_limits: clixml::Limits::default(),
         }
     }
 }
@@ -177,7 +184,12 @@ impl ServerRunspacePool {
     /// A pool waiting for the client's handshake.
     pub fn new(id: Uuid, config: ServerConfig) -> Self {
         ServerRunspacePool {
-            engine: Engine::new(id, Destination::Server, config.limits),
+            engine: Engine::new(
+                id,
+                Destination::Server,
+                config.limits,
+                config.clixml_limits.clone(),
+            ),
             config,
             state: RunspacePoolState::BeforeOpen,
             protocol_version: None,
@@ -566,5 +578,83 @@ impl ServerRunspacePool {
         }
         self.pipelines.insert(id, ServerPipeline::default());
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clixml::ClixmlError;
+    use crate::messages::{Command, PayloadError, PowerShell};
+    use crate::pool::{PoolConfig, RunspacePool};
+
+    const RPID: Uuid = Uuid::from_u128(0x2d35_3305_c595_1547_bf50_1f44_9ff1_fc9b);
+    const PID: Uuid = Uuid::from_u128(0x1fd6_1bf9_c7ce_a347_8ce3_de7e_b7aa_5773);
+
+    /// Moves the client's queued data to the server and collects the server's events, up to
+    /// the first error.
+    fn to_server(
+        client: &mut RunspacePool,
+        server: &mut ServerRunspacePool,
+    ) -> Result<Vec<ServerEvent>, PsrpError> {
+        while let Some(out) = client.data_to_send(64 * 1024).expect("client data") {
+            server.receive(&out.data)?;
+        }
+        let mut events = Vec::new();
+        while let Some(e) = server.next_event()? {
+            events.push(e);
+        }
+        Ok(events)
+    }
+
+    /// Opens a pool against a server configured with `config`, then sends a pipeline whose
+    /// one argument is `argument`; returns the server's events for it.
+    fn pipeline_through(
+        config: ServerConfig,
+        argument: &str,
+    ) -> Result<Vec<ServerEvent>, PsrpError> {
+        let mut client = RunspacePool::new(RPID, PoolConfig::default());
+        let mut server = ServerRunspacePool::new(RPID, config);
+        client.open().expect("open");
+        to_server(&mut client, &mut server).expect("the handshake is small");
+        while let Some(out) = server.data_to_send(64 * 1024).expect("server data") {
+            client.receive(&out.data).expect("client receives");
+        }
+        while client.next_event().expect("client event").is_some() {}
+        assert_eq!(client.state(), RunspacePoolState::Opened);
+        let cmd = Command::cmdlet("Set-Item").arg("Value", argument);
+        client
+            .create_pipeline(PID, CreatePipeline::new(PowerShell::new(vec![cmd])))
+            .expect("create");
+        to_server(&mut client, &mut server)
+    }
+
+    #[test]
+    fn the_server_reads_client_payloads_under_its_clixml_limits() {
+        let long = "x".repeat(4096);
+        let events = pipeline_through(ServerConfig::default(), &long).expect("default limits");
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, ServerEvent::CreatePipeline { pipeline_id, .. } if *pipeline_id == PID)),
+            "{events:?}"
+        );
+        let mut config = ServerConfig::default();
+        config.clixml_limits.max_string_len = 1024;
+        let err = pipeline_through(config, &long).expect_err("over the string limit");
+        assert!(
+            matches!(
+                err,
+                PsrpError::Payload(PayloadError::Clixml {
+                    message: "CREATE_PIPELINE",
+                    source: ClixmlError::LimitExceeded {
+                        what: "string length",
+                        limit: 1024,
+                        ..
+                    },
+                })
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -460,7 +460,7 @@ fn decode_body(
     let mut used = 1;
     let ns = first.ns.as_deref().unwrap_or("");
     let b = match (ns, first.local.as_str()) {
-        (ns::SOAP, "Fault") => Body::Fault(Fault::decode(first)),
+        (ns::SOAP, "Fault") => Body::Fault(Fault::decode(first)?),
         (ns::TRANSFER, "ResourceCreated") => {
             let shell = match body.children.get(1) {
                 Some(s) if s.is(ns::SHELL, "Shell") => {

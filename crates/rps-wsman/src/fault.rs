@@ -1,7 +1,8 @@
 //! SOAP 1.2 faults with WS-Management detail.
 
+use crate::error::Error;
 use crate::ns;
-use crate::xml::{Node, RawElement, escape_attr, escape_text, text_element, trim_xml};
+use crate::xml::{Node, RawElement, TextQName, escape_attr, escape_text, text_element, trim_xml};
 
 /// A namespace-qualified name as found in `s:Value` (prefix resolved).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -26,18 +27,32 @@ impl QName {
         self.local == local && self.namespace.as_deref() == Some(namespace)
     }
 
-    fn decode(node: &Node<'_>) -> QName {
+    /// Reads an `xs:QName` value (`s:Code/s:Value`, `s:Subcode/s:Value`) at `path`.
+    ///
+    /// A prefixed value must use a prefix declared in scope there: `wsman:InternalError`
+    /// with no `xmlns:wsman` names no namespace, and keeping it as a local name would change
+    /// its meaning once written back with the prefixes this crate declares, so it is
+    /// [`Error::InvalidValue`] (as an XML Schema validator or WCF would refuse it).
+    fn decode(node: &Node<'_>, path: &str) -> Result<QName, Error> {
         let text = node.text_trim();
-        match (&node.text_qname_ns, text.split_once(':')) {
-            (Some(ns), Some((_, local))) => QName {
-                namespace: Some(ns.clone()),
+        Ok(match (&node.text_qname, text.split_once(':')) {
+            (Some(TextQName::Bound(ns)), Some((_, local))) => QName {
+                namespace: Some(ns.as_ref().to_owned()),
                 local: local.to_owned(),
             },
+            (Some(TextQName::Unbound), _) => {
+                return Err(Error::invalid(
+                    path,
+                    node.offset,
+                    "a QName whose prefix is declared",
+                    text,
+                ));
+            }
             _ => QName {
                 namespace: None,
                 local: text.to_owned(),
             },
-        }
+        })
     }
 
     fn encode_value(&self, out: &mut String) {
@@ -177,16 +192,18 @@ impl Fault {
             .or(self.reason.as_deref())
     }
 
-    pub(crate) fn decode(node: &Node<'_>) -> Fault {
+    pub(crate) fn decode(node: &Node<'_>) -> Result<Fault, Error> {
         let mut f = Fault::default();
         if let Some(code) = node.child(ns::SOAP, "Code") {
+            let mut path = "Envelope/Body/Fault/Code".to_owned();
             if let Some(v) = code.child(ns::SOAP, "Value") {
-                f.code = QName::decode(v);
+                f.code = QName::decode(v, &format!("{path}/Value"))?;
             }
             let mut sub = code.child(ns::SOAP, "Subcode");
             while let Some(s) = sub {
+                path.push_str("/Subcode");
                 if let Some(v) = s.child(ns::SOAP, "Value") {
-                    f.subcodes.push(QName::decode(v));
+                    f.subcodes.push(QName::decode(v, &format!("{path}/Value"))?);
                 }
                 sub = s.child(ns::SOAP, "Subcode");
             }
@@ -233,7 +250,7 @@ impl Fault {
             });
             f.detail_raw = detail.children.iter().map(RawElement::from_node).collect();
         }
-        f
+        Ok(f)
     }
 
     pub(crate) fn encode(&self, out: &mut String) {

@@ -370,9 +370,16 @@ impl Stream {
         }
     }
 
+    /// Reads one `rsp:Stream` at `path`; its `Name` attribute is required (MS-WSMV
+    /// `StreamType`), so a stream without one is [`Error::Missing`].
     fn decode(node: &Node<'_>, path: &str) -> Result<Stream, Error> {
+        let name = node.attr("Name").ok_or_else(|| Error::Missing {
+            path: path.to_owned(),
+            offset: node.offset,
+            expected: "Name attribute",
+        })?;
         Ok(Stream {
-            name: node.attr("Name").unwrap_or_default().to_owned(),
+            name: name.to_owned(),
             command_id: node.attr("CommandId").map(|v| trim_xml(v).to_owned()),
             end: node
                 .attr("End")

@@ -5,11 +5,13 @@
 //! base64 payloads are not copied before they are decoded.
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use quick_xml::XmlVersion;
+use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{QName, ResolveResult};
-use quick_xml::reader::NsReader;
+use quick_xml::name::{PrefixDeclaration, QName};
+use quick_xml::reader::Reader;
 
 use crate::error::Error;
 use crate::limits::Limits;
@@ -44,23 +46,33 @@ impl RawElement {
 /// An attribute, namespace-resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct Attr<'a> {
-    pub ns: Option<Cow<'static, str>>,
+    pub ns: Option<Rc<str>>,
     pub prefix: Option<String>,
     pub local: String,
     pub value: Cow<'a, str>,
 }
 
+/// How the prefix of an element's text resolved, when that text looks like a QName
+/// (`prefix:local`, short, no `/` or space).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TextQName {
+    /// The prefix is bound to this namespace URI.
+    Bound(Rc<str>),
+    /// No declaration of the prefix is in scope.
+    Unbound,
+}
+
 /// An element, namespace-resolved, with its direct text concatenated.
 #[derive(Debug, Clone)]
 pub(crate) struct Node<'a> {
-    pub ns: Option<Cow<'static, str>>,
+    pub ns: Option<Rc<str>>,
     pub prefix: Option<String>,
     pub local: String,
     pub attrs: Vec<Attr<'a>>,
     pub children: Vec<Node<'a>>,
     pub text: Cow<'a, str>,
-    /// Namespace of the prefix when the text is a short `prefix:local` QName.
-    pub text_qname_ns: Option<String>,
+    /// How the prefix resolved when the text is a short `prefix:local` QName.
+    pub text_qname: Option<TextQName>,
     /// Byte offset of the start tag in the parsed text.
     pub offset: u64,
 }
@@ -146,7 +158,8 @@ pub(crate) fn parse<'a>(text: &'a str, limits: &Limits) -> Result<Node<'a>, Erro
     let mut stack: Vec<Node<'a>> = Vec::new();
     let mut root: Option<Node<'a>> = None;
     let mut elements = 0usize;
-    let mut reader = NsReader::from_str(text);
+    let mut scope = Scope::new();
+    let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     loop {
         let pos = reader.buffer_position();
@@ -157,7 +170,7 @@ pub(crate) fn parse<'a>(text: &'a str, limits: &Limits) -> Result<Node<'a>, Erro
         match event {
             Event::Start(e) => {
                 elements += 1;
-                let node = start_node(&reader, &e, pos, stack.len() + 1, elements, limits)?;
+                let node = start_node(&mut scope, &e, pos, stack.len() + 1, elements, limits)?;
                 if root.is_some() && stack.is_empty() {
                     return Err(malformed(pos, "more than one root element"));
                 }
@@ -165,14 +178,18 @@ pub(crate) fn parse<'a>(text: &'a str, limits: &Limits) -> Result<Node<'a>, Erro
             }
             Event::Empty(e) => {
                 elements += 1;
-                let node = start_node(&reader, &e, pos, stack.len() + 1, elements, limits)?;
+                let depth = stack.len() + 1;
+                let node = start_node(&mut scope, &e, pos, depth, elements, limits)?;
+                scope.close(depth);
                 attach(&mut stack, &mut root, node, pos)?;
             }
             Event::End(_) => {
+                let depth = stack.len();
                 let Some(mut node) = stack.pop() else {
                     return Err(malformed(pos, "end tag without start tag"));
                 };
-                resolve_text_qname(&reader, &mut node);
+                resolve_text_qname(&scope, &mut node);
+                scope.close(depth);
                 attach(&mut stack, &mut root, node, pos)?;
             }
             Event::Text(t) => {
@@ -288,34 +305,154 @@ fn attach<'a>(
     Ok(())
 }
 
-/// Namespace URIs seen in every envelope, shared instead of allocated per element.
-const KNOWN_NS: [&str; 9] = [
-    ns::SOAP,
-    ns::ADDRESSING,
-    ns::WSMAN,
-    ns::WSMV,
-    ns::SHELL,
-    ns::POWERSHELL,
-    ns::TRANSFER,
-    ns::ENUMERATION,
-    ns::XML,
-];
+/// Most namespace declarations in scope at once (the built-in `xml` binding aside).
+const MAX_NAMESPACE_BINDINGS: usize = 128;
 
-fn resolve(r: ResolveResult<'_>, pos: u64) -> Result<Option<Cow<'static, str>>, Error> {
-    match r {
-        ResolveResult::Bound(n) => Ok(Some(match KNOWN_NS.iter().find(|k| **k == n.0) {
-            Some(k) => Cow::Borrowed(*k),
-            None => Cow::Owned(n.0.to_owned()),
-        })),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(p) => {
-            Err(malformed(pos, &format!("unbound namespace prefix {p:?}")))
+/// The namespace of the `xmlns` attributes themselves (Namespaces in XML 1.0 §3).
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// One namespace declaration in scope.
+#[derive(Debug)]
+struct Binding {
+    /// The declared prefix, `""` for the default namespace.
+    prefix: String,
+    /// The namespace URI, expanded; `None` when `xmlns=""` undeclares the default namespace.
+    uri: Option<Rc<str>>,
+    /// Depth of the element that declared it (the root is 1).
+    depth: usize,
+}
+
+/// The namespace declarations in scope while parsing.
+///
+/// Each declaration is expanded (references, whitespace) and allocated once, then shared by
+/// every element, attribute and QName that uses it, so a long URI used by many elements
+/// costs its length once rather than once per use.
+#[derive(Debug)]
+struct Scope {
+    bindings: Vec<Binding>,
+    xml: Rc<str>,
+}
+
+impl Scope {
+    fn new() -> Self {
+        Scope {
+            bindings: Vec::new(),
+            xml: Rc::from(ns::XML),
+        }
+    }
+
+    /// The URI `prefix` is bound to (`""`: the default namespace; `Some(None)`: undeclared).
+    fn lookup(&self, prefix: &str) -> Option<Option<&Rc<str>>> {
+        if prefix == "xml" {
+            return Some(Some(&self.xml));
+        }
+        self.bindings
+            .iter()
+            .rev()
+            .find(|b| b.prefix == prefix)
+            .map(|b| b.uri.as_ref())
+    }
+
+    /// Namespace of an element (`element`) or attribute name with this prefix.
+    fn resolve(
+        &self,
+        prefix: Option<&str>,
+        element: bool,
+        pos: u64,
+    ) -> Result<Option<Rc<str>>, Error> {
+        match prefix {
+            None if !element => Ok(None),
+            None => Ok(self.lookup("").flatten().cloned()),
+            Some(p) => match self.lookup(p).flatten() {
+                Some(uri) => Ok(Some(uri.clone())),
+                None => Err(malformed(pos, &format!("unbound namespace prefix {p:?}"))),
+            },
+        }
+    }
+
+    /// Adds a declaration made by the element at `depth`, checking it.
+    fn declare(
+        &mut self,
+        prefix: PrefixDeclaration<'_>,
+        raw: &str,
+        depth: usize,
+        pos: u64,
+    ) -> Result<(), Error> {
+        let uri = namespace_uri(raw, pos)?;
+        let (prefix, name) = match prefix {
+            PrefixDeclaration::Default => ("", "xmlns".to_owned()),
+            PrefixDeclaration::Named(p) => (p, format!("xmlns:{p}")),
+        };
+        let refused = match prefix {
+            "xml" => uri != ns::XML,
+            "xmlns" => true,
+            "" => uri == ns::XML || uri == XMLNS_NS,
+            _ => uri.is_empty() || uri == ns::XML || uri == XMLNS_NS,
+        };
+        if refused {
+            return Err(malformed(
+                pos,
+                &format!("{name} may not be bound to namespace {uri:?}"),
+            ));
+        }
+        if prefix == "xml" {
+            // The built-in binding, declared again: nothing to add.
+            return Ok(());
+        }
+        if self.bindings.len() >= MAX_NAMESPACE_BINDINGS {
+            return Err(malformed(
+                pos,
+                &format!("more than {MAX_NAMESPACE_BINDINGS} namespace declarations in scope"),
+            ));
+        }
+        self.bindings.push(Binding {
+            prefix: prefix.to_owned(),
+            uri: (!uri.is_empty()).then(|| Rc::from(uri.as_ref())),
+            depth,
+        });
+        Ok(())
+    }
+
+    /// Ends the scope of the element at `depth`.
+    fn close(&mut self, depth: usize) {
+        while self.bindings.last().is_some_and(|b| b.depth >= depth) {
+            self.bindings.pop();
         }
     }
 }
 
+/// A namespace URI as declared (the raw `xmlns` attribute value) turned into the URI it
+/// names: references expanded and whitespace normalized as for any attribute value, so
+/// `soap&#x2D;envelope` and `soap-envelope` are the same namespace. The result is never
+/// longer than the declaration. A malformed reference is an error, an unknown entity
+/// [`Error::UnknownEntity`].
+fn namespace_uri(raw: &str, pos: u64) -> Result<Cow<'_, str>, Error> {
+    if !raw.contains(['&', '\t', '\n', '\r']) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let attr = Attribute {
+        key: QName("xmlns"),
+        value: Cow::Borrowed(raw),
+    };
+    let uri = attr_value(&attr, pos)?;
+    check_chars(&uri, pos)?;
+    Ok(uri)
+}
+
+/// An attribute value with references expanded and whitespace normalized (XML 1.0 §3.3.3).
+fn attr_value<'v>(a: &Attribute<'v>, pos: u64) -> Result<Cow<'v, str>, Error> {
+    match a.normalized_value(XmlVersion::Implicit1_0) {
+        Ok(v) => Ok(v),
+        Err(quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(
+            _,
+            name,
+        ))) => Err(Error::UnknownEntity { offset: pos, name }),
+        Err(err) => Err(malformed(pos, &err.to_string())),
+    }
+}
+
 fn start_node<'a>(
-    reader: &NsReader<&'a [u8]>,
+    scope: &mut Scope,
     e: &BytesStart<'a>,
     pos: u64,
     depth: usize,
@@ -334,44 +471,34 @@ fn start_node<'a>(
             limit: limits.max_elements,
         });
     }
-    let name = e.name();
-    let (res, local) = reader.resolver().resolve_element(name);
-    let ns = resolve(res, pos)?;
-    let prefix = name.prefix().map(|p| p.into_inner().to_owned());
-    let local = local.into_inner().to_owned();
-    let mut attrs = Vec::new();
+    // Declarations first: they are in scope for the element's own name and attributes.
     for a in e.attributes() {
         let a = a.map_err(|err| malformed(pos, &err.to_string()))?;
         if a.value.contains('<') {
             return Err(malformed(pos, "`<` in an attribute value"));
         }
+        if let Some(prefix) = a.key.as_namespace_binding() {
+            scope.declare(prefix, &a.value, depth, pos)?;
+        }
+    }
+    let name = e.name();
+    let prefix = name.prefix().map(|p| p.into_inner().to_owned());
+    let ns = scope.resolve(prefix.as_deref(), true, pos)?;
+    let local = name.local_name().into_inner().to_owned();
+    let mut attrs = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|err| malformed(pos, &err.to_string()))?;
         if a.key.as_namespace_binding().is_some() {
-            // The namespace resolver takes declarations as written: an escaped URI would
-            // resolve to its escaped text. Refuse it rather than misread it.
-            if a.value.contains('&') {
-                return Err(malformed(
-                    pos,
-                    "character or entity references in a namespace URI are not supported",
-                ));
-            }
             continue;
         }
-        let (res, alocal) = reader.resolver().resolve_attribute(a.key);
-        let ans = resolve(res, pos)?;
         let aprefix = a.key.prefix().map(|p| p.into_inner().to_owned());
-        let value = match a.normalized_value(XmlVersion::Implicit1_0) {
-            Ok(v) => v,
-            Err(quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(
-                _,
-                name,
-            ))) => return Err(Error::UnknownEntity { offset: pos, name }),
-            Err(err) => return Err(malformed(pos, &err.to_string())),
-        };
+        let ans = scope.resolve(aprefix.as_deref(), false, pos)?;
+        let value = attr_value(&a, pos)?;
         check_chars(&value, pos)?;
         attrs.push(Attr {
             ns: ans,
             prefix: aprefix,
-            local: alocal.into_inner().to_owned(),
+            local: a.key.local_name().into_inner().to_owned(),
             value: Cow::Owned(value.into_owned()),
         });
     }
@@ -382,12 +509,12 @@ fn start_node<'a>(
         attrs,
         children: Vec::new(),
         text: Cow::Borrowed(""),
-        text_qname_ns: None,
+        text_qname: None,
         offset: pos,
     })
 }
 
-fn resolve_text_qname(reader: &NsReader<&[u8]>, node: &mut Node<'_>) {
+fn resolve_text_qname(scope: &Scope, node: &mut Node<'_>) {
     if !node.children.is_empty() {
         return;
     }
@@ -395,12 +522,16 @@ fn resolve_text_qname(reader: &NsReader<&[u8]>, node: &mut Node<'_>) {
     if t.len() > 256 || !t.contains(':') || t.contains('/') || t.contains(' ') {
         return;
     }
-    let q = QName(t);
-    if let Some(p) = q.prefix()
-        && let ResolveResult::Bound(ns) = reader.resolver().resolve_prefix(Some(p), false)
-    {
-        node.text_qname_ns = Some(ns.0.to_owned());
+    let Some(p) = QName(t).prefix().map(|p| p.into_inner()) else {
+        return;
+    };
+    if p.is_empty() {
+        return;
     }
+    node.text_qname = Some(match scope.lookup(p).flatten() {
+        Some(uri) => TextQName::Bound(uri.clone()),
+        None => TextQName::Unbound,
+    });
 }
 
 /// Escape character data. Characters XML 1.0 cannot carry become U+FFFD.
@@ -456,7 +587,10 @@ pub(crate) fn text_element(out: &mut String, qname: &str, attrs: &[(&str, &str)]
 }
 
 /// Serialize a node with the namespace declarations it needs relative to `scope`.
-fn serialize(node: &Node<'_>, out: &mut String, scope: &mut Vec<(String, String)>) {
+/// Prefixes declared by the enclosing elements being serialized, innermost last.
+type SerializeScope = Vec<(String, Option<Rc<str>>)>;
+
+fn serialize(node: &Node<'_>, out: &mut String, scope: &mut SerializeScope) {
     let mark = scope.len();
     let prefix = node.prefix.clone().unwrap_or_default();
     let qname = if prefix.is_empty() {
@@ -466,12 +600,12 @@ fn serialize(node: &Node<'_>, out: &mut String, scope: &mut Vec<(String, String)
     };
     out.push('<');
     out.push_str(&qname);
-    declare(out, scope, &prefix, node.ns.as_deref().unwrap_or(""));
+    declare(out, scope, &prefix, node.ns.as_ref());
     for a in &node.attrs {
         if let (Some(p), Some(ns)) = (&a.prefix, &a.ns)
             && p != "xml"
         {
-            declare(out, scope, p, ns);
+            declare(out, scope, p, Some(ns));
         }
     }
     for a in &node.attrs {
@@ -485,10 +619,10 @@ fn serialize(node: &Node<'_>, out: &mut String, scope: &mut Vec<(String, String)
         escape_attr(out, &a.value);
         out.push('"');
     }
-    if let Some(ns) = &node.text_qname_ns
+    if let Some(TextQName::Bound(ns)) = &node.text_qname
         && let Some(p) = QName(trim_xml(&node.text)).prefix()
     {
-        declare(out, scope, p.into_inner(), ns);
+        declare(out, scope, p.into_inner(), Some(ns));
     }
     let skip_text = !node.children.is_empty() && trim_xml(&node.text).is_empty();
     if node.children.is_empty() && node.text.is_empty() {
@@ -508,14 +642,21 @@ fn serialize(node: &Node<'_>, out: &mut String, scope: &mut Vec<(String, String)
     scope.truncate(mark);
 }
 
-fn declare(out: &mut String, scope: &mut Vec<(String, String)>, prefix: &str, ns: &str) {
+/// Declares `prefix` as `ns` (`None`: no namespace) unless `scope` has it so already. URIs
+/// shared from one declaration compare by pointer, so a long URI used by many elements is
+/// not compared byte by byte for each.
+fn declare(out: &mut String, scope: &mut SerializeScope, prefix: &str, ns: Option<&Rc<str>>) {
     let current = scope
         .iter()
         .rev()
         .find(|(p, _)| p == prefix)
-        .map(|(_, n)| n.as_str())
-        .unwrap_or("");
-    if current == ns {
+        .and_then(|(_, n)| n.as_ref());
+    let same = match (current, ns) {
+        (Some(a), Some(b)) => Rc::ptr_eq(a, b) || a == b,
+        (None, None) => true,
+        (Some(a), None) | (None, Some(a)) => a.is_empty(),
+    };
+    if same {
         return;
     }
     if prefix.is_empty() {
@@ -525,7 +666,7 @@ fn declare(out: &mut String, scope: &mut Vec<(String, String)>, prefix: &str, ns
         out.push_str(prefix);
         out.push_str("=\"");
     }
-    escape_attr(out, ns);
+    escape_attr(out, ns.map(|n| &**n).unwrap_or(""));
     out.push('"');
-    scope.push((prefix.to_owned(), ns.to_owned()));
+    scope.push((prefix.to_owned(), ns.cloned()));
 }

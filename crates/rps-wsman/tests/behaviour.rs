@@ -742,3 +742,271 @@ fn truncated_and_corrupted_recordings_never_panic() {
     }
     assert!(errors > 1000, "{errors}");
 }
+
+/// An envelope whose root declares `xmlns:s` as `soap_ns` (raw attribute text) and whose
+/// header carries `header`.
+fn with_soap_ns(soap_ns: &str, header: &str) -> String {
+    format!(
+        r#"<s:Envelope xmlns:s="{soap_ns}"><s:Header>{header}</s:Header><s:Body/></s:Envelope>"#
+    )
+}
+
+#[test]
+fn namespace_declarations_are_unescaped_before_comparison() {
+    let plain = Envelope::decode(with_soap_ns(ns::SOAP, "").as_bytes()).expect("plain");
+    for escaped in [
+        "http://www.w3.org/2003/05/soap&#45;envelope",
+        "http://www.w3.org/2003/05/soap&#x2D;envelope",
+        "http&#58;//www.w3.org/2003/05/soap-envelope",
+        "&#x68;ttp://www.w3.org/2003/05/soap-envelope",
+    ] {
+        let env = Envelope::decode(with_soap_ns(escaped, "").as_bytes())
+            .unwrap_or_else(|e| panic!("{escaped}: {e}"));
+        assert_eq!(env, plain, "{escaped}");
+    }
+    // Entities in a foreign namespace resolve to the URI they spell, and that URI is written
+    // back escaped, so the round trip is exact.
+    let doc = with_soap_ns(
+        ns::SOAP,
+        r#"<p:ActivityId xmlns:p="urn:a&amp;b&lt;c&#x3E;d">1</p:ActivityId>"#,
+    );
+    let env = Envelope::decode(doc.as_bytes()).expect("escaped foreign namespace");
+    assert_eq!(env.header.unknown.len(), 1);
+    assert_eq!(
+        env.header.unknown[0].namespace.as_deref(),
+        Some("urn:a&b<c>d")
+    );
+    let again = Envelope::decode(env.encode().as_bytes()).expect("re-encoded");
+    assert_eq!(again, env);
+    assert_eq!(again.encode(), env.encode());
+    // Whitespace in a declaration is normalized like any attribute value: a raw tab is a
+    // space, a character reference to one is kept.
+    let doc = with_soap_ns(
+        ns::SOAP,
+        "<p:X xmlns:p=\"urn:a\tb\"/><q:Y xmlns:q=\"urn:a&#9;b\"/>",
+    );
+    let env = Envelope::decode(doc.as_bytes()).expect("whitespace");
+    let uris: Vec<_> = env
+        .header
+        .unknown
+        .iter()
+        .map(|r| r.namespace.as_deref())
+        .collect();
+    assert_eq!(uris, [Some("urn:a b"), Some("urn:a\tb")]);
+    assert_eq!(
+        Envelope::decode(env.encode().as_bytes()).expect("again"),
+        env
+    );
+}
+
+/// Whether an error is the one expected.
+type ErrorCheck = fn(&Error) -> bool;
+
+#[test]
+fn bad_references_in_namespace_declarations_are_typed_errors() {
+    let cases: [(&str, ErrorCheck); 5] = [
+        (
+            "urn:a&bogus;b",
+            |e| matches!(e, Error::UnknownEntity { name, offset: 0 } if name == "bogus"),
+        ),
+        ("urn:a&#xZZ;b", |e| {
+            matches!(e, Error::Malformed { offset: 0, .. })
+        }),
+        ("urn:a&amp b", |e| {
+            matches!(e, Error::Malformed { offset: 0, .. })
+        }),
+        (
+            "urn:a&#1;b",
+            |e| matches!(e, Error::Malformed { offset: 0, message } if message.contains("U+0001")),
+        ),
+        ("urn:a&#0;b", |e| {
+            matches!(e, Error::Malformed { offset: 0, .. })
+        }),
+    ];
+    for (uri, ok) in cases {
+        let doc = format!(
+            r#"<s:Envelope xmlns:s="{}" xmlns:p="{uri}"><s:Body/></s:Envelope>"#,
+            ns::SOAP
+        );
+        let err = Envelope::decode(doc.as_bytes()).expect_err(uri);
+        assert!(ok(&err), "{uri}: {err:?}");
+    }
+    // The same on the declaration the root's own name uses.
+    let err = Envelope::decode(with_soap_ns("urn:&nope;", "").as_bytes()).expect_err("root");
+    assert!(
+        matches!(&err, Error::UnknownEntity { name, .. } if name == "nope"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn reserved_namespaces_are_checked_after_unescaping() {
+    for decl in [
+        r#"xmlns:p="http://www.w3.org/XML/1998/namespace""#,
+        r#"xmlns:p="http://www.w3.org/XML/1998&#47;namespace""#,
+        r#"xmlns:p="http://www.w3.org/2000/xmlns&#47;""#,
+        r#"xmlns="http://www.w3.org/XML/1998&#47;namespace""#,
+        r#"xmlns:p="""#,
+    ] {
+        let doc = format!(
+            r#"<s:Envelope xmlns:s="{}"><s:Header><h {decl}/></s:Header><s:Body/></s:Envelope>"#,
+            ns::SOAP
+        );
+        let err = Envelope::decode(doc.as_bytes()).expect_err(decl);
+        assert!(
+            matches!(&err, Error::Malformed { message, .. } if message.contains("may not be bound")),
+            "{decl}: {err:?}"
+        );
+    }
+    // The xml prefix needs no declaration, and may be declared with its own namespace.
+    let doc = format!(
+        r#"<s:Envelope xmlns:s="{}" xmlns:xml="http://www.w3.org/XML/1998/namespace"><s:Header><p:H xmlns:p="urn:p" xml:lang="en"/></s:Header><s:Body/></s:Envelope>"#,
+        ns::SOAP
+    );
+    let env = Envelope::decode(doc.as_bytes()).expect("xml prefix");
+    assert_eq!(
+        Envelope::decode(env.encode().as_bytes()).expect("again"),
+        env
+    );
+    // `xmlns=""` undeclares the default namespace.
+    let doc = format!(
+        r#"<Envelope xmlns="{}"><Header><X xmlns=""/></Header><Body/></Envelope>"#,
+        ns::SOAP
+    );
+    let env = Envelope::decode(doc.as_bytes()).expect("default namespace undeclared");
+    assert_eq!(env.header.unknown[0].namespace, None);
+}
+
+const UNBOUND_SUBCODE: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>wsman:InternalError</s:Value></s:Subcode></s:Code></s:Fault></s:Body></s:Envelope>"#;
+
+#[test]
+fn fault_codes_with_unbound_prefixes_are_typed_errors() {
+    let err = Envelope::decode(UNBOUND_SUBCODE.as_bytes()).expect_err("unbound subcode");
+    let at = UNBOUND_SUBCODE
+        .find("<s:Value>wsman")
+        .expect("subcode value") as u64;
+    assert_eq!(
+        err,
+        Error::InvalidValue {
+            path: "Envelope/Body/Fault/Code/Subcode/Value".to_owned(),
+            offset: at,
+            expected: "a QName whose prefix is declared",
+            found: "wsman:InternalError".to_owned(),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid Envelope/Body/Fault/Code/Subcode/Value at byte {at}: expected a QName \
+             whose prefix is declared, found \"wsman:InternalError\""
+        )
+    );
+    // Nested subcodes name their depth; the Code value is checked too.
+    let nested = UNBOUND_SUBCODE.replace(
+        "<s:Value>wsman:InternalError</s:Value>",
+        "<s:Value>s:Sender</s:Value><s:Subcode><s:Value>x:Y</s:Value></s:Subcode>",
+    );
+    let err = Envelope::decode(nested.as_bytes()).expect_err("nested");
+    assert!(
+        matches!(&err, Error::InvalidValue { path, found, .. }
+            if path == "Envelope/Body/Fault/Code/Subcode/Subcode/Value" && found == "x:Y"),
+        "{err:?}"
+    );
+    let code = UNBOUND_SUBCODE.replace("s:Receiver", "env:Receiver");
+    let err = Envelope::decode(code.as_bytes()).expect_err("code");
+    assert!(
+        matches!(&err, Error::InvalidValue { path, .. } if path == "Envelope/Body/Fault/Code/Value"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn fault_codes_resolve_prefixes_declared_anywhere_in_scope() {
+    // Declared on the Value itself, on the Fault, or not prefixed at all.
+    let local = UNBOUND_SUBCODE.replace(
+        "<s:Value>wsman:InternalError",
+        r#"<s:Value xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">wsman:InternalError"#,
+    );
+    let on_fault = UNBOUND_SUBCODE
+        .replace(
+            "<s:Fault>",
+            r#"<s:Fault xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">"#,
+        )
+        .replace("wsman:InternalError", "w:InternalError");
+    for doc in [local, on_fault] {
+        let env = Envelope::decode(doc.as_bytes()).expect(&doc);
+        let fault = env.fault().expect("fault");
+        assert!(fault.is_receiver());
+        assert!(fault.has_subcode(ns::WSMAN, "InternalError"), "{fault:?}");
+        let again = Envelope::decode(env.encode().as_bytes()).expect("again");
+        assert_eq!(again, env);
+    }
+    let bare = UNBOUND_SUBCODE.replace("wsman:InternalError", "InternalError");
+    let env = Envelope::decode(bare.as_bytes()).expect("unprefixed");
+    assert_eq!(
+        env.fault().and_then(Fault::subcode),
+        Some(&QName {
+            namespace: None,
+            local: "InternalError".to_owned()
+        })
+    );
+    assert_eq!(
+        Envelope::decode(env.encode().as_bytes()).expect("again"),
+        env
+    );
+}
+
+#[test]
+fn a_stream_needs_its_name() {
+    let doc = RECEIVE_RESPONSE.replace(r#"Name="stdout" "#, "");
+    let err = Envelope::decode(doc.as_bytes()).expect_err("stream without Name");
+    let at = doc.find("<rsp:Stream").expect("stream") as u64;
+    assert_eq!(
+        err,
+        Error::Missing {
+            path: "Envelope/Body/ReceiveResponse/Stream".to_owned(),
+            offset: at,
+            expected: "Name attribute",
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("missing Name attribute in Envelope/Body/ReceiveResponse/Stream at byte {at}")
+    );
+    // In a Send too.
+    let send = Envelope::new(Header::default(), Body::send("stdin", None, b"x".to_vec()))
+        .encode()
+        .replace(r#" Name="stdin""#, "");
+    let err = Envelope::decode(send.as_bytes()).expect_err("send stream without Name");
+    assert!(
+        matches!(&err, Error::Missing { path, expected: "Name attribute", .. }
+            if path == "Envelope/Body/Send/Stream"),
+        "{err:?}"
+    );
+    // An explicitly empty name is a name.
+    let empty = RECEIVE_RESPONSE.replace(r#"Name="stdout""#, r#"Name="""#);
+    let env = Envelope::decode(empty.as_bytes()).expect("empty name");
+    assert_eq!(env.streams().next().map(|s| s.name.as_str()), Some(""));
+}
+
+#[test]
+fn raw_elements_declare_each_namespace_once_and_keep_undeclarations() {
+    let doc = with_soap_ns(
+        ns::SOAP,
+        r#"<H xmlns="urn:d" xmlns:p="urn:p"><p:A xmlns:p="urn:p" p:b="1">p:c</p:A><X xmlns=""><Y/></X></H>"#,
+    );
+    let env = Envelope::decode(doc.as_bytes()).expect("decodes");
+    let raw = &env.header.unknown[0];
+    assert_eq!(
+        (raw.namespace.as_deref(), raw.name.as_str()),
+        (Some("urn:d"), "H")
+    );
+    // The redundant redeclaration of p is dropped; the default namespace is undeclared for
+    // X and so for Y.
+    assert_eq!(
+        raw.xml,
+        r#"<H xmlns="urn:d"><p:A xmlns:p="urn:p" p:b="1">p:c</p:A><X xmlns=""><Y/></X></H>"#
+    );
+    let again = Envelope::decode(env.encode().as_bytes()).expect("again");
+    assert_eq!(again, env);
+}

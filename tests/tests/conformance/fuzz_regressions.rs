@@ -8,23 +8,9 @@ use std::path::Path;
 
 use rps_conformance::{files_with_suffix, fixtures_dir, negative, oracles};
 
-/// Regression files that still fail, each with its own ignored test below:
-/// (target, file name).
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    ("envelope", "crash-d72869f68aa43697b4b8b6697f3be65dad30f63f"),
-    ("envelope", "escaped-namespace-uri.xml"),
-    ("envelope", "charref-soap-namespace.xml"),
-    ("envelope", "crash-c987f390994d51d04d36cf69a3d3cf9a183c4dd7"),
-    ("envelope", "control-char-in-action.xml"),
-    ("envelope", "crash-2a55133814169ad044606e018e8c09ce3502dc64"),
-    ("envelope", "unbound-prefix-fault-subcode.xml"),
-    ("clixml", "crash-a0b9764a19f6cc60a13e5beebff5764b00cd844b"),
-    ("clixml", "control-char-in-version.xml"),
-    ("message", "crash-ed6b8f925440aeceb1f728b2484dd79a7ee300c2"),
-    ("message", "crash-49bef4bb9bd2ca493a94b7da040c76e86019ccc3"),
-    ("clixml", "control-char-in-datetime.xml"),
-    ("clixml", "crash-6541400bf58e5ce95f8020b5b69078e043bbc084"),
-];
+/// Regression files that still fail, each with its own `#[ignore]`d test below:
+/// (target, file name). Empty: every regression replays clean.
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 fn replay(target: &str, path: &Path) -> Result<(), String> {
     let oracle = oracles::oracle(target).unwrap_or_else(|| panic!("no fuzz target {target}"));
@@ -112,17 +98,33 @@ fn envelope_crash_d72869f6_namespace_round_trip() {
 
 #[test]
 fn envelope_escaped_namespace_uri_round_trip() {
+    // `xmlns:p="urn:a&amp;b"` names `urn:a&b`, and is written back escaped.
+    let path = fixtures_dir().join("fuzz/envelope/escaped-namespace-uri.xml");
+    let env = rps_wsman::Envelope::decode(&std::fs::read(path).expect("fixture")).expect("decodes");
+    let namespaces: Vec<_> = env
+        .header
+        .unknown
+        .iter()
+        .map(|r| r.namespace.as_deref())
+        .collect();
+    assert_eq!(namespaces, [Some("urn:a&b")]);
     replay_known("envelope", "escaped-namespace-uri.xml");
 }
 
 #[test]
-#[ignore = "crash: rps-wsman xml.rs resolve(): the SOAP namespace written with a character \
-            reference (soap&#x2D;envelope) is not decoded, so Envelope::decode says NotEnvelope"]
 fn envelope_charref_soap_namespace_is_soap() {
     let path = fixtures_dir().join("fuzz/envelope/charref-soap-namespace.xml");
     let data = std::fs::read(path).expect("fixture");
     let env = rps_wsman::Envelope::decode(&data);
     assert!(env.is_ok(), "a SOAP 1.2 envelope was refused: {env:?}");
+    // It is the same envelope as the one written without the reference.
+    let text = String::from_utf8(data).expect("utf-8");
+    let plain = text.replace("&#x2D;", "-");
+    assert_ne!(
+        plain, text,
+        "the fixture spells the namespace with a reference"
+    );
+    assert_eq!(env.ok(), rps_wsman::Envelope::decode(plain.as_bytes()).ok());
     replay_known("envelope", "charref-soap-namespace.xml");
 }
 
@@ -151,18 +153,30 @@ fn envelope_control_char_in_action() {
     replay_known("envelope", "control-char-in-action.xml");
 }
 
-#[test]
-#[ignore = "crash: rps-wsman fault.rs QName::decode keeps a Subcode value with an unbound prefix \
-            (`wsman:InternalError`, no xmlns:wsman) as local `wsman:InternalError`; encode() declares \
-            xmlns:wsman, so it decodes again as {wsman}InternalError (fuzz find)"]
-fn envelope_crash_2a551338_unbound_qname_prefix() {
-    replay_known("envelope", "crash-2a55133814169ad044606e018e8c09ce3502dc64");
+/// An unbound prefix in a Fault's `s:Value` QName is refused with the value's path, so the
+/// oracle has nothing to round-trip.
+fn assert_unbound_subcode(name: &str, offset: u64) {
+    let path = fixtures_dir().join("fuzz/envelope").join(name);
+    let err = rps_wsman::Envelope::decode(&std::fs::read(path).expect("fixture"))
+        .expect_err("an unbound QName prefix is refused");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid Envelope/Body/Fault/Code/Subcode/Value at byte {offset}: expected a QName \
+             whose prefix is declared, found \"wsman:InternalError\""
+        )
+    );
+    replay_known("envelope", name);
 }
 
 #[test]
-#[ignore = "crash: same, minimal: a Fault whose Subcode is `wsman:InternalError` with no xmlns:wsman"]
+fn envelope_crash_2a551338_unbound_qname_prefix() {
+    assert_unbound_subcode("crash-2a55133814169ad044606e018e8c09ce3502dc64", 994);
+}
+
+#[test]
 fn envelope_unbound_prefix_fault_subcode() {
-    replay_known("envelope", "unbound-prefix-fault-subcode.xml");
+    assert_unbound_subcode("unbound-prefix-fault-subcode.xml", 127);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Typed PSRP message payloads ([MS-PSRP] 2.2.2), read from and written to CLIXML.
 //!
-//! [`Message::decode`] turns a message type and its data into a [`Message`]; every type in
+//! [`Message::decode`] (or [`Message::decode_with`], under given CLIXML
+//! [`Limits`](clixml::Limits)) turns a message type and its data into a [`Message`]; every type in
 //! [MS-PSRP] 2.2.1 has a typed arm, and types this crate does not know come back as
 //! [`Message::Other`] with their bytes. [`Message::encode_data`] writes the data again.
 //! Output and record payloads keep the CLIXML [`Value`] as received.
@@ -211,8 +212,38 @@ impl Message {
         }
     }
 
-    /// Reads the data of a message of type `ty` (a leading BOM is skipped).
+    /// Reads the data of a message of type `ty` (a leading BOM is skipped), under the default
+    /// CLIXML [`Limits`](clixml::Limits). See [`Message::decode_with`].
     pub fn decode(ty: MessageType, data: &Bytes) -> Result<Message, PayloadError> {
+        Message::decode_with(ty, data, &clixml::Limits::default())
+    }
+
+    /// Reads the data of a message of type `ty` (a leading BOM is skipped), its CLIXML under
+    /// `limits`: a payload nested deeper, holding longer strings, more elements or larger
+    /// RefIds than they allow is [`PayloadError::Clixml`] with the reader's
+    /// [`ClixmlError::DepthExceeded`] or [`ClixmlError::LimitExceeded`].
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use rps_psrp::clixml::{self, ClixmlError};
+    /// use rps_psrp::message::MessageType;
+    /// use rps_psrp::messages::{Message, PayloadError};
+    ///
+    /// let data = Bytes::from_static(b"<S>a long line of output</S>");
+    /// let mut limits = clixml::Limits::default();
+    /// limits.max_string_len = 8;
+    /// let err = Message::decode_with(MessageType::PipelineOutput, &data, &limits).unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     PayloadError::Clixml { source: ClixmlError::LimitExceeded { limit: 8, .. }, .. }
+    /// ));
+    /// assert!(Message::decode(MessageType::PipelineOutput, &data).is_ok());
+    /// ```
+    pub fn decode_with(
+        ty: MessageType,
+        data: &Bytes,
+        limits: &clixml::Limits,
+    ) -> Result<Message, PayloadError> {
         use MessageType as T;
         let body = data.strip_prefix(UTF8_BOM).unwrap_or(data);
         match ty {
@@ -229,7 +260,7 @@ impl Message {
             }
             _ => {}
         }
-        let v = clixml::from_slice(body).map_err(|source| PayloadError::Clixml {
+        let v = clixml::from_slice_with(body, limits).map_err(|source| PayloadError::Clixml {
             message: ty.name(),
             source,
         })?;
