@@ -29,6 +29,7 @@ use rps_psrp::messages::{
     Argument, CreatePipeline, HostResponse, Message, PsInvocationState, RunspacePoolState,
 };
 use rps_psrp::pool::PoolConfig;
+use rps_session::enumerate::ShellLister;
 use rps_session::machine::{Operation, Session, SessionConfig, SessionEvent};
 use rps_session::{ConnectOptions, PipelineEvent, RunspacePool};
 use rps_wsman::ns::{resource, signal};
@@ -133,6 +134,17 @@ pub enum Action {
     },
     /// Close the pool (delete the shell).
     Close,
+    /// Open the pool (create the shell).
+    OpenPool,
+    /// Take over the disconnected pool of [`PlannedPool::takes_over`] (WS-Man Connect).
+    ConnectPool,
+    /// List the user's shells and their commands (WS-Enumeration).
+    ListShells,
+    /// Take over a pipeline of a pool taken over (WS-Man Connect to the command).
+    ConnectPipeline {
+        /// The pipeline index.
+        pipeline: usize,
+    },
 }
 
 /// Which pool call a [`Action::PoolCall`] makes.
@@ -153,8 +165,23 @@ pub enum PoolCallKind {
 pub struct Step {
     /// The recorded exchange.
     pub exchange: usize,
+    /// The pool it acts on ([`Scenario::pools`]).
+    pub pool: usize,
     /// The action.
     pub action: Action,
+}
+
+/// A runspace pool the recorded client opened or took over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedPool {
+    /// The recorded ShellId.
+    pub recorded_shell: Option<Uuid>,
+    /// The exchange of its Create or Connect.
+    pub exchange: usize,
+    /// Its settings (from the recorded INIT_RUNSPACEPOOL).
+    pub config: PoolConfig,
+    /// For a pool taken over with a WS-Man Connect: the pool (index) whose shell it is.
+    pub takes_over: Option<usize>,
 }
 
 /// A pipeline the recorded client ran.
@@ -164,6 +191,8 @@ pub struct PlannedPipeline {
     pub recorded_id: Uuid,
     /// The exchange of its Command.
     pub exchange: usize,
+    /// The pool it runs in.
+    pub pool: usize,
     /// The typed CREATE_PIPELINE.
     pub request: CreatePipeline,
 }
@@ -252,6 +281,13 @@ pub struct Scenario {
     pub create_options: Vec<(String, String)>,
     /// The pool settings (from the recorded INIT_RUNSPACEPOOL).
     pub pool: PoolConfig,
+    /// The pools, in the order they were opened or taken over.
+    pub pools: Vec<PlannedPool>,
+    /// The pool each recorded exchange belongs to (`None` for enumerations).
+    pub exchange_pools: Vec<Option<usize>>,
+    /// The WS-Man session each recorded exchange was sent in: the index of its
+    /// `wsmv:SessionId` among the distinct ones of the recording (`None` without one).
+    pub exchange_sessions: Vec<Option<usize>>,
     /// The pipelines, in the order they were started.
     pub pipelines: Vec<PlannedPipeline>,
     /// Commands the client read without having started them (recorded CommandIds).
@@ -342,6 +378,9 @@ impl Scenario {
             terminate_finished_pipelines: false,
             create_options: Vec::new(),
             pool: PoolConfig::default(),
+            pools: Vec::new(),
+            exchange_pools: Vec::new(),
+            exchange_sessions: Vec::new(),
             pipelines: Vec::new(),
             attached: Vec::new(),
             read_server_config: false,
@@ -351,7 +390,13 @@ impl Scenario {
             guid_order: order,
         };
         let mut created = false;
-        let mut deleted = false;
+        // ShellId (recorded) -> pool index.
+        let mut by_shell: HashMap<Uuid, usize> = HashMap::new();
+        let mut last_pool = 0usize;
+        // The distinct recorded WS-Man SessionIds, in order of appearance.
+        let mut session_ids: Vec<Uuid> = Vec::new();
+        // Pools taken over that opened on their application private data.
+        let mut opened_on_data: std::collections::HashSet<Uuid> = Default::default();
         // A Command whose CREATE_PIPELINE continues in the next Sends: (exchange, CommandId).
         let mut split_command: Option<(usize, Option<Uuid>)> = None;
         let mut to_server = Defragmenter::default();
@@ -378,6 +423,39 @@ impl Scenario {
                 .as_ref()
                 .filter(|r| r.status == 200)
                 .and_then(|r| Envelope::decode(r.body.as_bytes()).ok());
+            // The pool this exchange belongs to: a new one for a Create or a pool Connect,
+            // else the one its ShellId names.
+            let named = env
+                .header
+                .selectors
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case("ShellId"))
+                .and_then(|s| parse_uuid_urn(&s.value))
+                .and_then(|id| by_shell.get(&id).copied());
+            let cur_pool = match &env.body {
+                Body::Create(_) => sc.pools.len(),
+                Body::Connect(c) if c.connect_xml.is_some() => sc.pools.len(),
+                Body::Enumerate(_) | Body::Pull(_) => usize::MAX,
+                _ => named.unwrap_or(last_pool),
+            };
+            sc.exchange_pools
+                .push((cur_pool != usize::MAX).then_some(cur_pool));
+            let session = env
+                .header
+                .session_id
+                .as_deref()
+                .and_then(parse_uuid_urn)
+                .map(|s| match session_ids.iter().position(|k| *k == s) {
+                    Some(k) => k,
+                    None => {
+                        session_ids.push(s);
+                        session_ids.len() - 1
+                    }
+                });
+            sc.exchange_sessions.push(session);
+            if cur_pool != usize::MAX {
+                last_pool = cur_pool;
+            }
             match &env.body {
                 Body::Create(shell) => {
                     let uri = env.resource_uri().unwrap_or_default();
@@ -386,12 +464,60 @@ impl Scenario {
                             "exchange #{i} creates a WinRS shell ({uri})"
                         )));
                     }
-                    if created && !deleted {
-                        unsupported(i, "a second runspace pool while the first is open");
+                    let first = !created;
+                    created = true;
+                    let recorded_shell = shell
+                        .shell_id
+                        .as_deref()
+                        .and_then(parse_uuid_urn)
+                        .or_else(|| response.as_ref().and_then(|r| r.shell_uuid()));
+                    for id in [
+                        recorded_shell,
+                        response.as_ref().and_then(|r| r.shell_uuid()),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        by_shell.insert(id, cur_pool);
+                    }
+                    let data = shell.creation_xml.clone().unwrap_or_default();
+                    let mut config = PoolConfig::default();
+                    let version = env
+                        .header
+                        .option("protocolversion")
+                        .map(|v| v.trim().to_owned())
+                        .unwrap_or_else(|| "2.3".to_owned());
+                    for m in messages(&mut to_server, [data]).map_err(psrp)? {
+                        let typed = Message::decode(m.header.message_type, &m.data)
+                            .map_err(|e| psrp(e.to_string()))?;
+                        if let Message::InitRunspacePool(init) = typed {
+                            config = PoolConfig {
+                                min_runspaces: init.min_runspaces,
+                                max_runspaces: init.max_runspaces,
+                                thread_options: init.thread_options,
+                                apartment_state: init.apartment_state,
+                                host_info: init.host_info,
+                                application_arguments: init.application_arguments,
+                                protocol_version: version.clone(),
+                                ..PoolConfig::default()
+                            };
+                        }
+                    }
+                    sc.pools.push(PlannedPool {
+                        recorded_shell,
+                        exchange: i,
+                        config: config.clone(),
+                        takes_over: None,
+                    });
+                    sc.steps.push(Step {
+                        exchange: i,
+                        pool: cur_pool,
+                        action: Action::OpenPool,
+                    });
+                    if !first {
                         continue;
                     }
-                    created = true;
-                    deleted = false;
+                    sc.pool = config;
                     sc.to = env.header.to.clone().unwrap_or_default();
                     sc.resource_uri = uri.to_owned();
                     sc.configuration = uri.rsplit('/').next().unwrap_or_default().to_owned();
@@ -407,23 +533,6 @@ impl Scenario {
                         .filter(|o| !o.name.eq_ignore_ascii_case("protocolversion"))
                         .map(|o| (o.name.clone(), o.value.clone()))
                         .collect();
-                    let data = shell.creation_xml.clone().unwrap_or_default();
-                    for m in messages(&mut to_server, [data]).map_err(psrp)? {
-                        let typed = Message::decode(m.header.message_type, &m.data)
-                            .map_err(|e| psrp(e.to_string()))?;
-                        if let Message::InitRunspacePool(init) = typed {
-                            sc.pool = PoolConfig {
-                                min_runspaces: init.min_runspaces,
-                                max_runspaces: init.max_runspaces,
-                                thread_options: init.thread_options,
-                                apartment_state: init.apartment_state,
-                                host_info: init.host_info,
-                                application_arguments: init.application_arguments,
-                                protocol_version: sc.protocol_version.clone(),
-                                ..PoolConfig::default()
-                            };
-                        }
-                    }
                 }
                 Body::Command(cmd) => {
                     let payload = cmd.psrp_payload().map_err(|e| psrp(e.to_string()))?;
@@ -444,6 +553,7 @@ impl Scenario {
                                 sc.pipelines.push(PlannedPipeline {
                                     recorded_id: pid,
                                     exchange: i,
+                                    pool: cur_pool,
                                     request: *cp,
                                 });
                                 sc.expected.pipelines.push(ExpectedPipeline::default());
@@ -454,6 +564,7 @@ impl Scenario {
                                 }
                                 sc.steps.push(Step {
                                     exchange: i,
+                                    pool: cur_pool,
                                     action: Action::Invoke { pipeline: index },
                                 });
                             }
@@ -482,6 +593,7 @@ impl Scenario {
                                 sc.pipelines.push(PlannedPipeline {
                                     recorded_id: pid,
                                     exchange: at,
+                                    pool: cur_pool,
                                     request: *cp,
                                 });
                                 sc.expected.pipelines.push(ExpectedPipeline::default());
@@ -525,6 +637,7 @@ impl Scenario {
                                     MessageType::PublicKey => {
                                         sc.steps.push(Step {
                                             exchange: i,
+                                            pool: cur_pool,
                                             action: Action::ExchangeKey,
                                         });
                                         continue;
@@ -545,7 +658,11 @@ impl Scenario {
                             }
                             _ => i,
                         };
-                        sc.steps.push(Step { exchange, action });
+                        sc.steps.push(Step {
+                            exchange,
+                            pool: cur_pool,
+                            action,
+                        });
                     }
                 }
                 Body::Signal(s) => {
@@ -559,19 +676,18 @@ impl Scenario {
                     ) {
                         sc.steps.push(Step {
                             exchange: i,
+                            pool: cur_pool,
                             action: Action::Stop { pipeline },
                         });
                     } else {
                         unsupported(i, &format!("Signal {}", s.code));
                     }
                 }
-                Body::Delete => {
-                    deleted = true;
-                    sc.steps.push(Step {
-                        exchange: i,
-                        action: Action::Close,
-                    });
-                }
+                Body::Delete => sc.steps.push(Step {
+                    exchange: i,
+                    pool: cur_pool,
+                    action: Action::Close,
+                }),
                 Body::Receive(r) => {
                     let cid = r.command_id.as_deref().and_then(parse_uuid_urn);
                     if let Some(c) =
@@ -582,24 +698,75 @@ impl Scenario {
                         sc.attached.push(c);
                         sc.steps.push(Step {
                             exchange: i,
+                            pool: cur_pool,
                             action: Action::Attach { attached: index },
                         });
                     }
                 }
                 Body::Disconnect(_) => sc.steps.push(Step {
                     exchange: i,
+                    pool: cur_pool,
                     action: Action::Disconnect,
                 }),
                 Body::Reconnect => sc.steps.push(Step {
                     exchange: i,
+                    pool: cur_pool,
                     action: Action::Reconnect,
                 }),
-                Body::Connect(_) => {
-                    unsupported(i, "connect to a disconnected pool (WS-Man Connect)")
+                Body::Connect(c) if c.connect_xml.is_some() => {
+                    // A new pool object takes over the disconnected shell.
+                    let Some(orig) = named else {
+                        unsupported(i, "connect to a pool the recording did not open");
+                        continue;
+                    };
+                    let data = c.connect_xml.clone().unwrap_or_default();
+                    messages(&mut to_server, [data]).map_err(psrp)?;
+                    let recorded_shell = sc.pools.get(orig).and_then(|p| p.recorded_shell);
+                    let config = sc
+                        .pools
+                        .get(orig)
+                        .map(|p| p.config.clone())
+                        .unwrap_or_default();
+                    if let Some(id) = recorded_shell {
+                        by_shell.insert(id, cur_pool);
+                    }
+                    sc.pools.push(PlannedPool {
+                        recorded_shell,
+                        exchange: i,
+                        config,
+                        takes_over: Some(orig),
+                    });
+                    sc.steps.push(Step {
+                        exchange: i,
+                        pool: cur_pool,
+                        action: Action::ConnectPool,
+                    });
                 }
-                Body::Enumerate(_) | Body::Pull(_) => {
-                    unsupported(i, "shell enumeration (WS-Enumeration)")
+                Body::Connect(c) => {
+                    let cid = c.command_id.as_deref().and_then(parse_uuid_urn);
+                    match cid.and_then(|c| by_command.get(&c).copied()) {
+                        Some(pipeline) => sc.steps.push(Step {
+                            exchange: i,
+                            pool: cur_pool,
+                            action: Action::ConnectPipeline { pipeline },
+                        }),
+                        None => unsupported(i, "connect to a command the recording did not start"),
+                    }
                 }
+                Body::Enumerate(e)
+                    if env
+                        .resource_uri()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(resource::SHELL))
+                        && e.filter.is_none() =>
+                {
+                    sc.steps.push(Step {
+                        exchange: i,
+                        pool: last_pool,
+                        action: Action::ListShells,
+                    });
+                }
+                // The command enumerations and Pulls of a shell listing.
+                Body::Enumerate(_) | Body::Pull(_) => {}
                 Body::Get => match env.resource_uri().unwrap_or_default() {
                     uri if uri.eq_ignore_ascii_case(resource::CONFIG) && !created => {
                         sc.read_server_config = true;
@@ -607,6 +774,7 @@ impl Scenario {
                     uri if uri.eq_ignore_ascii_case(resource::SHELL) && created => {
                         sc.steps.push(Step {
                             exchange: i,
+                            pool: cur_pool,
                             action: Action::ShellState,
                         });
                         sc.expected.shell_states.push(recorded_shell_state(ex));
@@ -618,6 +786,11 @@ impl Scenario {
             // Expected results, from the recorded responses.
             let Some(resp) = response else { continue };
             match &resp.body {
+                Body::ConnectResponse(c) => {
+                    if let Some(x) = &c.connect_response_xml {
+                        messages(&mut to_client, [x.clone()]).map_err(psrp)?;
+                    }
+                }
                 Body::ReceiveResponse(r) => {
                     let payloads = r.streams.iter().map(|s| s.data.clone());
                     for m in messages(&mut to_client, payloads).map_err(psrp)? {
@@ -628,6 +801,18 @@ impl Scenario {
                         match (typed, slot) {
                             (Message::RunspacePoolState(s), _) => {
                                 sc.expected.pool_states.push(s.state)
+                            }
+                            (Message::ApplicationPrivateData(_), _) => {
+                                // A pool taken over opens on its private data when the
+                                // server announces no state.
+                                let rpid = order.intended(m.header.rpid);
+                                let taken_over = by_shell
+                                    .get(&rpid)
+                                    .and_then(|p| sc.pools.get(*p))
+                                    .is_some_and(|p| p.takes_over.is_some());
+                                if taken_over && opened_on_data.insert(rpid) {
+                                    sc.expected.pool_states.push(RunspacePoolState::Opened);
+                                }
                             }
                             (Message::PipelineOutput(v), Some(p)) => p.output.push(v),
                             (Message::PipelineState(s), Some(p)) => p.state = Some(s.state),
@@ -977,35 +1162,30 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
     // With an unsupported operation, re-enact what comes before it.
     let stop_at = scenario.unsupported.first().map(|u| u.exchange);
     let mut replayer = Replayer::new(transcript.clone());
-    let mut config = SessionConfig::new(scenario.to.clone(), &scenario.configuration);
-    config.resource_uri = scenario.resource_uri.clone();
-    config.pool = scenario.pool.clone();
-    config.terminate_finished_pipelines = scenario.terminate_finished_pipelines;
-    config.create_options = scenario.create_options.clone();
-    config.read_server_config = scenario.read_server_config;
-    if scenario.session_id {
-        config.session_id = Some(live_uuid(1, 0));
-    }
-    let mut session = Session::new(
-        config,
-        live_uuid(2, 0),
-        Box::new(rps_session::machine::SequentialIds::default()),
-    );
+    let base = in_memory_config(scenario);
     let live_pid: Vec<Uuid> = (0..scenario.pipelines.len())
         .map(|i| live_uuid(3, i))
         .collect();
     let live_attached: Vec<Uuid> = (0..scenario.attached.len())
         .map(|i| live_uuid(4, i))
         .collect();
+    // A pool taken over keeps the shell (and pool) id of the one it takes over.
+    let live_shell = |mut pool: usize| {
+        while let Some(orig) = scenario.pools.get(pool).and_then(|p| p.takes_over) {
+            pool = orig;
+        }
+        live_uuid(2, pool)
+    };
     let pipeline_of = |id: Uuid| live_pid.iter().position(|p| *p == id);
     let mut actual = Actual {
         pipelines: vec![ExpectedPipeline::default(); scenario.pipelines.len()],
         ..Actual::default()
     };
-    if let Err(e) = session.open() {
-        report.client_errors.push(e.to_string());
-        return report;
-    }
+    let mut sessions: Vec<Option<Session>> = Vec::new();
+    sessions.resize_with(scenario.pools.len().max(1), || None);
+    let mut lister: Option<ShellLister> = None;
+    // One MessageID sequence for every pool and the listing, as one client has.
+    let ids = SharedIds::default();
     let mut next_step = 0;
     let mut guard = 0usize;
     loop {
@@ -1020,8 +1200,46 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
             break;
         }
         // Carry out the actions the recording has reached.
-        let apply_one = |step: &Step, session: &mut Session| -> Result<(), String> {
+        let apply_one = |step: &Step,
+                         sessions: &mut Vec<Option<Session>>,
+                         lister: &mut Option<ShellLister>|
+         -> Result<(), String> {
             let pid = |p: usize| live_pid.get(p).copied().unwrap_or_default();
+            let plan = scenario.pools.get(step.pool);
+            let mut base = base.clone();
+            if scenario.session_id {
+                let k = scenario
+                    .exchange_sessions
+                    .get(step.exchange)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(0);
+                base.session_id = Some(live_uuid(1, k));
+            }
+            if matches!(step.action, Action::OpenPool | Action::ConnectPool) {
+                let mut config = base.clone();
+                if let Some(plan) = plan {
+                    config.pool = plan.config.clone();
+                }
+                let mut session =
+                    Session::new(config, live_shell(step.pool), Box::new(ids.clone()));
+                match step.action {
+                    Action::OpenPool => session.open(),
+                    _ => session.connect(),
+                }
+                .map_err(|e| e.to_string())?;
+                if let Some(slot) = sessions.get_mut(step.pool) {
+                    *slot = Some(session);
+                }
+                return Ok(());
+            }
+            if step.action == Action::ListShells {
+                *lister = Some(ShellLister::new(&base, Box::new(ids.clone())));
+                return Ok(());
+            }
+            let Some(session) = sessions.get_mut(step.pool).and_then(Option::as_mut) else {
+                return Err(format!("pool {} is not open", step.pool));
+            };
             match &step.action {
                 Action::Invoke { pipeline } => {
                     let Some(plan) = scenario.pipelines.get(*pipeline) else {
@@ -1063,28 +1281,46 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                 Action::Attach { attached } => session
                     .attach_pipeline(live_attached.get(*attached).copied().unwrap_or_default())
                     .map_err(|e| e.to_string()),
+                Action::ConnectPipeline { pipeline } => session
+                    .connect_pipeline(pid(*pipeline))
+                    .map_err(|e| e.to_string()),
                 Action::Close => {
                     session.close();
                     Ok(())
                 }
+                Action::OpenPool | Action::ConnectPool | Action::ListShells => Ok(()),
             }
         };
         while let Some(step) = scenario.steps.get(next_step)
             && step.exchange <= replayer.position()
         {
-            if let Err(e) = apply_one(step, &mut session) {
+            if let Err(e) = apply_one(step, &mut sessions, &mut lister) {
                 report
                     .client_errors
                     .push(format!("exchange #{}: {e}", step.exchange));
             }
             next_step += 1;
         }
-        let request = match session.poll_request() {
+        // The listing first, else the pool the recording's next exchange belongs to.
+        let pool = scenario
+            .exchange_pools
+            .get(replayer.position())
+            .copied()
+            .flatten()
+            .unwrap_or(0);
+        let polled = match lister.as_mut().and_then(ShellLister::poll_request) {
+            Some(r) => Ok(Some(r)),
+            None => match sessions.get_mut(pool).and_then(Option::as_mut) {
+                Some(session) => session.poll_request(),
+                None => Ok(None),
+            },
+        };
+        let request = match polled {
             Ok(Some(r)) => r,
             Ok(None) => {
                 // Idle: the next action is due (its exchange follows a skipped one), or done.
                 if let Some(step) = scenario.steps.get(next_step) {
-                    if let Err(e) = apply_one(step, &mut session) {
+                    if let Err(e) = apply_one(step, &mut sessions, &mut lister) {
                         report
                             .client_errors
                             .push(format!("exchange #{}: {e}", step.exchange));
@@ -1099,12 +1335,32 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                 break;
             }
         };
+        let listing = matches!(request.operation, Operation::Enumerate | Operation::Pull);
         match replayer.handle(&request.body) {
             Ok(resp) => {
-                let r = if resp.drop_connection {
-                    session.handle_transport_error("connection dropped (recorded)")
-                } else {
-                    session.handle_response(resp.status, &resp.body)
+                let r = match (listing, lister.as_mut(), sessions.get_mut(pool)) {
+                    (true, Some(l), _) => {
+                        let r = if resp.drop_connection {
+                            Err(rps_session::machine::SessionError::Transport {
+                                operation: request.operation.name(),
+                                message: "connection dropped (recorded)".to_owned(),
+                            })
+                        } else {
+                            l.handle_response(resp.status, &resp.body)
+                        };
+                        if l.is_done() || r.is_err() {
+                            lister = None;
+                        }
+                        r
+                    }
+                    (false, _, Some(Some(session))) => {
+                        if resp.drop_connection {
+                            session.handle_transport_error("connection dropped (recorded)")
+                        } else {
+                            session.handle_response(resp.status, &resp.body)
+                        }
+                    }
+                    _ => Ok(()),
                 };
                 if r.is_err() && request.operation == Operation::ShellState {
                     actual.shell_states.push(None);
@@ -1121,56 +1377,87 @@ pub fn check_scenario_in_memory(scenario: &Scenario, transcript: &Transcript) ->
                 break;
             }
         }
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                SessionEvent::Opened { .. } => actual.pool_states.push(RunspacePoolState::Opened),
-                SessionEvent::ShellState { alive, .. } => actual.shell_states.push(Some(alive)),
-                SessionEvent::PoolState { state, .. } => actual.pool_states.push(state),
-                SessionEvent::Output { pipeline_id, value } => {
-                    if let Some(slot) =
-                        pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p))
-                    {
-                        slot.output.push(value);
-                    }
-                }
-                SessionEvent::Record {
-                    pipeline_id,
-                    kind,
-                    value,
-                } => {
-                    if let Some(slot) =
-                        pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p))
-                    {
-                        slot.records.push((kind, value));
-                    }
-                }
-                SessionEvent::HostCall(call) => {
-                    if let Some(slot) = call
-                        .pipeline_id
-                        .and_then(pipeline_of)
-                        .and_then(|p| actual.pipelines.get_mut(p))
-                    {
-                        slot.host_calls += 1;
-                    }
-                }
-                SessionEvent::PipelineFinished {
-                    pipeline_id, state, ..
-                } => {
-                    if let Some(slot) =
-                        pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p))
-                    {
-                        slot.state = Some(state);
-                    }
-                }
-                SessionEvent::PipelineError { message, .. } => {
-                    report.client_errors.push(message);
-                }
-                _ => {}
+        for session in sessions.iter_mut().flatten() {
+            while let Some(ev) = session.poll_event() {
+                record_event(ev, &pipeline_of, &mut actual, &mut report);
             }
         }
     }
     finish(scenario, &replayer, &actual, &mut report);
     report
+}
+
+/// MessageIDs `...01`, `...02`, ... shared by every request source of one re-enactment.
+#[derive(Debug, Default, Clone)]
+struct SharedIds(Arc<std::sync::atomic::AtomicU64>);
+
+impl rps_session::machine::IdSource for SharedIds {
+    fn next_id(&mut self) -> Uuid {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Uuid::from_u128(u128::from(n))
+    }
+}
+
+/// The session configuration of an in-memory re-enactment.
+fn in_memory_config(scenario: &Scenario) -> SessionConfig {
+    let mut config = SessionConfig::new(scenario.to.clone(), &scenario.configuration);
+    config.resource_uri = scenario.resource_uri.clone();
+    config.pool = scenario.pool.clone();
+    config.terminate_finished_pipelines = scenario.terminate_finished_pipelines;
+    config.create_options = scenario.create_options.clone();
+    config.read_server_config = scenario.read_server_config;
+    if scenario.session_id {
+        config.session_id = Some(live_uuid(1, 0));
+    }
+    config
+}
+
+/// Files one machine event under the results.
+fn record_event(
+    ev: SessionEvent,
+    pipeline_of: &dyn Fn(Uuid) -> Option<usize>,
+    actual: &mut Actual,
+    report: &mut Report,
+) {
+    match ev {
+        SessionEvent::Opened { .. } => actual.pool_states.push(RunspacePoolState::Opened),
+        SessionEvent::ShellState { alive, .. } => actual.shell_states.push(Some(alive)),
+        SessionEvent::PoolState { state, .. } => actual.pool_states.push(state),
+        SessionEvent::Output { pipeline_id, value } => {
+            if let Some(slot) = pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p)) {
+                slot.output.push(value);
+            }
+        }
+        SessionEvent::Record {
+            pipeline_id,
+            kind,
+            value,
+        } => {
+            if let Some(slot) = pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p)) {
+                slot.records.push((kind, value));
+            }
+        }
+        SessionEvent::HostCall(call) => {
+            if let Some(slot) = call
+                .pipeline_id
+                .and_then(pipeline_of)
+                .and_then(|p| actual.pipelines.get_mut(p))
+            {
+                slot.host_calls += 1;
+            }
+        }
+        SessionEvent::PipelineFinished {
+            pipeline_id, state, ..
+        } => {
+            if let Some(slot) = pipeline_of(pipeline_id).and_then(|p| actual.pipelines.get_mut(p)) {
+                slot.state = Some(state);
+            }
+        }
+        SessionEvent::PipelineError { message, .. } => {
+            report.client_errors.push(message);
+        }
+        _ => {}
+    }
 }
 
 fn finish(scenario: &Scenario, replayer: &Replayer, actual: &Actual, report: &mut Report) {
@@ -1281,7 +1568,14 @@ pub async fn check_over_loopback(transcript: &Transcript) -> Result<Report, Reen
         }
     };
     let url = format!("{}/wsman", server.url());
-    let actual = tokio::time::timeout(LOOPBACK_TIMEOUT, run_client(&scenario, &url, &gate))
+    let client = async {
+        if scenario.is_sequential() {
+            run_client_steps(&scenario, &url, &gate).await
+        } else {
+            run_client(&scenario, &url, &gate).await
+        }
+    };
+    let actual = tokio::time::timeout(LOOPBACK_TIMEOUT, client)
         .await
         .unwrap_or_else(|_| {
             (
@@ -1333,7 +1627,10 @@ fn input_follows(replayer: &Replayer) -> bool {
     };
     at > 0
         && action(at - 1).as_deref() == Some(rps_wsman::ns::action::COMMAND)
-        && action(at).as_deref() == Some(rps_wsman::ns::action::SEND)
+        && matches!(
+            action(at).as_deref(),
+            Some(rps_wsman::ns::action::SEND | rps_wsman::ns::action::DISCONNECT)
+        )
 }
 
 async fn serve(resp: ReplayResponse) -> crate::server::Response {
@@ -1355,6 +1652,235 @@ async fn serve(resp: ReplayResponse) -> crate::server::Response {
         out = out.with_header(n, v);
     }
     out
+}
+
+impl Scenario {
+    /// True when the recorded client used several pools, disconnected or listed shells:
+    /// the loopback client then follows the steps one by one.
+    fn is_sequential(&self) -> bool {
+        self.pools.len() > 1
+            || self.steps.iter().any(|s| {
+                matches!(
+                    s.action,
+                    Action::Disconnect
+                        | Action::Reconnect
+                        | Action::ConnectPool
+                        | Action::ListShells
+                        | Action::ConnectPipeline { .. }
+                )
+            })
+    }
+}
+
+/// The loopback client's options for `scenario`'s pool `pool`, in the WS-Man session of
+/// recorded exchange `exchange`.
+fn loopback_options(
+    scenario: &Scenario,
+    url: &url::Url,
+    pool: usize,
+    exchange: usize,
+) -> ConnectOptions {
+    let endpoint = rps_session::http::Endpoint {
+        url: url.clone(),
+        configuration: scenario.configuration.clone(),
+        allow_redirection: false,
+    };
+    let mut options = ConnectOptions::new(endpoint, None);
+    options.pool = scenario
+        .pools
+        .get(pool)
+        .map_or_else(|| scenario.pool.clone(), |p| p.config.clone());
+    options.create_options = scenario.create_options.clone();
+    options.allow_insecure_http = true;
+    options.read_server_config = scenario.read_server_config;
+    options.session_id = scenario
+        .exchange_sessions
+        .get(exchange)
+        .copied()
+        .flatten()
+        .map(|k| live_uuid(1, k));
+    options
+}
+
+/// Collects a pipeline's events into `slot`; errors go to `errors`.
+async fn drain_pipeline(
+    mut pipeline: rps_session::Pipeline,
+    slot: &mut ExpectedPipeline,
+    errors: &mut Vec<String>,
+    label: &str,
+) {
+    while let Some(event) = pipeline.next_event().await {
+        match event {
+            Ok(PipelineEvent::Output(v)) => slot.output.push(v),
+            Ok(PipelineEvent::Record { kind, value }) => slot.records.push((kind, value)),
+            Ok(PipelineEvent::HostCall(_)) => slot.host_calls += 1,
+            Ok(PipelineEvent::Finished { state, .. }) => slot.state = Some(state),
+            Ok(_) => {}
+            Err(e) => {
+                errors.push(format!("{label}: {e}"));
+                break;
+            }
+        }
+    }
+}
+
+/// The loopback client for scenarios with several pools, disconnections or shell
+/// listings: each recorded step in order, each pool its own [`RunspacePool`]. A pipeline
+/// is read to its end when it starts, unless the recording disconnects its pool next
+/// (it is then read when taken over).
+async fn run_client_steps(
+    scenario: &Scenario,
+    url: &str,
+    gate: &InputGate,
+) -> (Actual, Vec<String>) {
+    let mut actual = Actual {
+        pipelines: vec![ExpectedPipeline::default(); scenario.pipelines.len()],
+        ..Actual::default()
+    };
+    let mut errors = Vec::new();
+    let url: url::Url = match url.parse() {
+        Ok(u) => u,
+        Err(e) => return (actual, vec![format!("bad loopback url {url}: {e}")]),
+    };
+    let mut pools: Vec<Option<RunspacePool>> = Vec::new();
+    pools.resize_with(scenario.pools.len(), || None);
+    // Disconnected pools are kept (not dropped) until the end, like the recorded client's.
+    let mut parked: Vec<RunspacePool> = Vec::new();
+    let mut shells: Vec<Option<Uuid>> = vec![None; scenario.pools.len()];
+    let mut live_pids: Vec<Option<Uuid>> = vec![None; scenario.pipelines.len()];
+    let mut waiting: Vec<rps_session::Pipeline> = Vec::new();
+    for (k, step) in scenario.steps.iter().enumerate() {
+        let at = step.exchange;
+        let label = format!("exchange #{at}");
+        match &step.action {
+            Action::OpenPool | Action::ConnectPool => {
+                let options = loopback_options(scenario, &url, step.pool, at);
+                let takes_over = scenario.pools.get(step.pool).and_then(|p| p.takes_over);
+                let opened = match takes_over {
+                    None => RunspacePool::connect(options).await,
+                    Some(orig) => match shells.get(orig).copied().flatten() {
+                        Some(shell) => RunspacePool::connect_disconnected(options, shell).await,
+                        None => {
+                            errors.push(format!("{label}: pool {orig} has no shell"));
+                            continue;
+                        }
+                    },
+                };
+                match opened {
+                    Ok(p) => {
+                        actual.pool_states.push(RunspacePoolState::Opened);
+                        if let Some(slot) = shells.get_mut(step.pool) {
+                            *slot = Some(p.shell_id());
+                        }
+                        if let Some(old) = takes_over.and_then(|o| pools.get_mut(o)?.take()) {
+                            parked.push(old);
+                        }
+                        if let Some(slot) = pools.get_mut(step.pool) {
+                            *slot = Some(p);
+                        }
+                    }
+                    Err(e) => errors.push(format!("{label}: {e}")),
+                }
+                continue;
+            }
+            Action::ListShells => {
+                let options = loopback_options(scenario, &url, step.pool, at);
+                if let Err(e) = rps_session::list_shells(&options).await {
+                    errors.push(format!("{label}: {e}"));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let Some(pool) = pools.get(step.pool).and_then(Option::as_ref) else {
+            errors.push(format!("{label}: pool {} is not open", step.pool));
+            continue;
+        };
+        let result = match &step.action {
+            Action::Invoke { pipeline } => {
+                let Some(plan) = scenario.pipelines.get(*pipeline) else {
+                    continue;
+                };
+                match pool.invoke_request(plan.request.clone()).await {
+                    Ok(p) => {
+                        if let Some(slot) = live_pids.get_mut(*pipeline) {
+                            *slot = Some(p.id());
+                        }
+                        let disconnect_next = scenario
+                            .steps
+                            .get(k + 1)
+                            .is_some_and(|n| n.pool == step.pool && n.action == Action::Disconnect);
+                        if disconnect_next {
+                            // Read when taken over; the server holds the CommandResponse
+                            // until the Disconnect is queued.
+                            let _ =
+                                tokio::time::timeout(GATE_WAIT, gate.command_seen.notified()).await;
+                            waiting.push(p);
+                            let disconnect = pool.disconnect();
+                            tokio::pin!(disconnect);
+                            let early = tokio::select! {
+                                biased;
+                                r = &mut disconnect => Some(r),
+                                () = std::future::ready(()) => None,
+                            };
+                            gate.input_queued.notify_one();
+                            let r = match early {
+                                Some(r) => r,
+                                None => disconnect.await,
+                            };
+                            if let Err(e) = r {
+                                errors.push(format!("{label}: {e}"));
+                            }
+                            continue;
+                        }
+                        if let Some(slot) = actual.pipelines.get_mut(*pipeline) {
+                            drain_pipeline(p, slot, &mut errors, &label).await;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Action::ConnectPipeline { pipeline } => {
+                let Some(id) = live_pids.get(*pipeline).copied().flatten() else {
+                    errors.push(format!("{label}: pipeline {pipeline} was not started"));
+                    continue;
+                };
+                match pool.connect_pipeline(id).await {
+                    Ok(p) => {
+                        if let Some(slot) = actual.pipelines.get_mut(*pipeline) {
+                            drain_pipeline(p, slot, &mut errors, &label).await;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Action::Disconnect => pool.disconnect().await,
+            Action::Reconnect => pool.reconnect().await,
+            Action::ShellState => {
+                let r = pool.is_alive().await;
+                actual.shell_states.push(r.as_ref().ok().copied());
+                r.map(|_| ())
+            }
+            Action::Close => match pools.get_mut(step.pool).and_then(Option::take) {
+                Some(p) => p.close().await,
+                None => Ok(()),
+            },
+            other => {
+                errors.push(format!(
+                    "{label}: {other:?} is not re-enacted with several pools"
+                ));
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            errors.push(format!("{label}: {e}"));
+        }
+    }
+    drop(waiting);
+    drop(parked);
+    (actual, errors)
 }
 
 async fn run_client(scenario: &Scenario, url: &str, gate: &InputGate) -> (Actual, Vec<String>) {

@@ -912,6 +912,30 @@ impl Replayer {
         }
     }
 
+    /// Maps every id written as a bare GUID in `xml` (the CommandId of an enumerated
+    /// `rsp:Command`).
+    fn map_ids_in_xml(&self, xml: &mut String) {
+        const LEN: usize = 36;
+        let mut out = String::with_capacity(xml.len());
+        let mut rest = xml.as_str();
+        while rest.len() >= LEN {
+            let candidate = rest.get(..LEN).and_then(|c| Uuid::parse_str(c).ok());
+            match candidate.and_then(|id| self.ids.live(id)) {
+                Some(live) => {
+                    out.push_str(&uuid_upper(live));
+                    rest = &rest[LEN..];
+                }
+                None => {
+                    let step = rest.chars().next().map_or(1, char::len_utf8);
+                    out.push_str(&rest[..step]);
+                    rest = &rest[step..];
+                }
+            }
+        }
+        out.push_str(rest);
+        *xml = out;
+    }
+
     /// Rewrites RPID/PID in every PSRP message header of a fragment stream.
     fn patch_fragments(&self, data: &mut [u8]) {
         let mut at = 0;
@@ -969,6 +993,18 @@ impl Replayer {
                 }
             }
             Body::CommandResponse { command_id } => self.map_text(command_id),
+            Body::EnumerateResponse(page) | Body::PullResponse(page) => {
+                for item in &mut page.items {
+                    match item {
+                        rps_wsman::Item::Shell(shell) => {
+                            if let Some(id) = &mut shell.shell_id {
+                                self.map_text(id);
+                            }
+                        }
+                        rps_wsman::Item::Raw(raw) => self.map_ids_in_xml(&mut raw.xml),
+                    }
+                }
+            }
             Body::ReceiveResponse(r) => {
                 for s in &mut r.streams {
                     let mut msgs = Vec::new();

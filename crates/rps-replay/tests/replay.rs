@@ -67,25 +67,6 @@ const SKIPPED: &[(&str, &str)] = &[
     ),
 ];
 
-/// How a known gap shows: the first feature the client lacks.
-enum Gap {
-    /// `Scenario::unsupported[0]`: (exchange, feature).
-    Unsupported(usize, &'static str),
-}
-
-/// Recordings the client cannot re-enact yet, and exactly how that shows. When a feature
-/// lands, its entry fails and must move to the passing list.
-const KNOWN_GAPS: &[(&str, Gap)] = &[
-    (
-        "test_psrp_disconnect_runspaces.yml",
-        Gap::Unsupported(7, "a second runspace pool while the first is open"),
-    ),
-    (
-        "test_psrp_disconnected_commands.yml",
-        Gap::Unsupported(5, "a second runspace pool while the first is open"),
-    ),
-];
-
 fn recordings() -> Vec<(String, PathBuf)> {
     let mut all: Vec<(String, PathBuf)> = std::fs::read_dir(responses_dir())
         .expect("list recordings")
@@ -103,7 +84,6 @@ fn recordings() -> Vec<(String, PathBuf)> {
 fn every_psrp_recording_reenacts_in_memory() {
     let mut passed = Vec::new();
     let mut skipped = Vec::new();
-    let mut gaps = Vec::new();
     for (name, path) in recordings() {
         let t = Transcript::load(&path).expect("load");
         let report = match check_in_memory(&t) {
@@ -120,32 +100,13 @@ fn every_psrp_recording_reenacts_in_memory() {
             !SKIPPED.iter().any(|(n, _)| *n == name),
             "{name} is listed as skipped but re-enacts"
         );
-        match KNOWN_GAPS.iter().find(|(n, _)| *n == name).map(|(_, g)| g) {
-            None => {
-                assert!(report.passed(), "{report}");
-                assert!(report.outputs_equal() && report.states_equal(), "{report}");
-                passed.push(name);
-            }
-            Some(Gap::Unsupported(exchange, feature)) => {
-                assert!(
-                    !report.passed(),
-                    "{name} now passes: move it out of KNOWN_GAPS"
-                );
-                let first = report.unsupported.first().expect("unsupported feature");
-                assert_eq!(
-                    (first.exchange, first.feature.as_str()),
-                    (*exchange, *feature)
-                );
-                // Everything before the unsupported operation re-enacts.
-                assert!(report.mismatches.is_empty(), "{report}");
-                assert_eq!(report.matched, *exchange, "{report}");
-                gaps.push(name);
-            }
-        }
+        assert!(report.passed(), "{report}");
+        assert!(report.unsupported.is_empty(), "{report}");
+        assert!(report.outputs_equal() && report.states_equal(), "{report}");
+        passed.push(name);
     }
     assert_eq!(skipped.len(), SKIPPED.len(), "skipped: {skipped:?}");
-    assert_eq!(gaps.len(), KNOWN_GAPS.len(), "gaps: {gaps:?}");
-    assert_eq!(passed.len(), 32, "passed: {passed:?}");
+    assert_eq!(passed.len(), 34, "passed: {passed:?}");
 }
 
 #[test]
@@ -361,7 +322,7 @@ fn loopback_every_reenactable_recording_passes() {
     let rt = runtime();
     let mut passed = 0;
     for (name, path) in recordings() {
-        if SKIPPED.iter().any(|(n, _)| *n == name) || KNOWN_GAPS.iter().any(|(n, _)| *n == name) {
+        if SKIPPED.iter().any(|(n, _)| *n == name) {
             continue;
         }
         let t = Transcript::load(&path).expect("load");
@@ -386,7 +347,7 @@ fn loopback_every_reenactable_recording_passes() {
         );
         passed += 1;
     }
-    assert_eq!(passed, 32);
+    assert_eq!(passed, 34);
 }
 
 #[test]

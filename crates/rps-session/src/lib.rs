@@ -1,13 +1,15 @@
 #![doc = include_str!("../README.md")]
 
 pub mod cmdline;
+pub mod enumerate;
 pub mod http;
 pub mod jwt;
 pub mod machine;
 pub mod runspace;
 pub mod token;
 
+pub use enumerate::ShellListing;
 pub use runspace::{
     Command, ConnectOptions, Error, ExchangeObserver, Pipeline, PipelineEvent, PipelineResult,
-    RetryPolicy, RunspacePool,
+    RetryPolicy, RunspacePool, list_shells,
 };

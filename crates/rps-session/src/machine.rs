@@ -140,6 +140,10 @@ pub enum Operation {
     /// WinRS Connect to a disconnected pool (`None`, [`Session::connect`]) or to one of its
     /// commands ([`Session::connect_pipeline`]).
     Connect(Option<Uuid>),
+    /// WS-Enumeration Enumerate of shells or commands ([`crate::enumerate`]).
+    Enumerate,
+    /// WS-Enumeration Pull of the next page ([`crate::enumerate`]).
+    Pull,
 }
 
 impl Operation {
@@ -156,6 +160,8 @@ impl Operation {
             Operation::Disconnect => "Disconnect",
             Operation::Reconnect => "Reconnect",
             Operation::Connect(_) => "Connect",
+            Operation::Enumerate => "Enumerate",
+            Operation::Pull => "Pull",
         }
     }
 }
@@ -296,12 +302,31 @@ impl SessionError {
 /// `ERROR_WSMAN_INVALID_SELECTORS`: the shell named in the request does not exist.
 const INVALID_SELECTORS_CODE: u32 = 2_150_858_843;
 
+/// The header every request of `config` carries: address, action, resource URI, MessageID,
+/// envelope size, OperationTimeout, locales and the session id.
+pub(crate) fn request_header(
+    config: &SessionConfig,
+    action: &str,
+    resource_uri: String,
+    message_id: Uuid,
+    max_envelope_size: u64,
+) -> Header {
+    let mut h = Header::request(config.to.clone(), action, resource_uri, message_id)
+        .with_max_envelope_size(max_envelope_size)
+        .with_operation_timeout_secs(config.operation_timeout_secs)
+        .with_locale(&config.locale, &config.locale);
+    if let Some(sid) = config.session_id {
+        h = h.with_session_id(sid);
+    }
+    h
+}
+
 /// `ERROR_WSMAN_OPERATION_TIMEDOUT`.
 const OPERATION_TIMEDOUT_CODE: u32 = 0x8033_8029;
 
 /// The text of the first element named `name` (any prefix) in `xml`, trimmed: for the
 /// flat WinRM configuration document, whose values are plain text.
-fn config_value<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn config_value<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     let mut rest = xml;
     while let Some(lt) = rest.find('<') {
         rest = &rest[lt + 1..];
@@ -951,19 +976,14 @@ impl Session {
     }
 
     fn header_for(&mut self, action: &str, resource_uri: String) -> Header {
-        let mut h = Header::request(
-            self.config.to.clone(),
+        let id = self.ids.next_id();
+        request_header(
+            &self.config,
             action,
             resource_uri,
-            self.ids.next_id(),
+            id,
+            self.max_envelope_size,
         )
-        .with_max_envelope_size(self.max_envelope_size)
-        .with_operation_timeout_secs(self.config.operation_timeout_secs)
-        .with_locale(&self.config.locale, &self.config.locale);
-        if let Some(sid) = self.config.session_id {
-            h = h.with_session_id(sid);
-        }
-        h
     }
 
     fn shell_header(&mut self, action: &str) -> Header {
@@ -1068,19 +1088,6 @@ impl Session {
                 .header_for(action::GET, resource::SHELL.to_owned())
                 .with_shell_id(shell_id);
             return Ok(Some(self.request(Operation::ShellState, header, Body::Get)));
-        }
-        if self.disconnect_requested {
-            self.disconnect_requested = false;
-            let header = self.shell_header(action::DISCONNECT);
-            let idle = self
-                .config
-                .disconnect_idle_timeout_secs
-                .map(|s| format!("PT{s}S"));
-            return Ok(Some(self.request(
-                Operation::Disconnect,
-                header,
-                Body::disconnect(idle),
-            )));
         }
         if self.reconnect_requested {
             self.reconnect_requested = false;
@@ -1196,6 +1203,21 @@ impl Session {
                 return Ok(Some(self.request(Operation::Send(pid), header, body)));
             }
         }
+        // A Disconnect goes once queued commands and input are out (the pipelines keep
+        // running on the server), before any Receive.
+        if self.disconnect_requested {
+            self.disconnect_requested = false;
+            let header = self.shell_header(action::DISCONNECT);
+            let idle = self
+                .config
+                .disconnect_idle_timeout_secs
+                .map(|s| format!("PT{s}S"));
+            return Ok(Some(self.request(
+                Operation::Disconnect,
+                header,
+                Body::disconnect(idle),
+            )));
+        }
         match self.phase {
             // The pool's opening messages, and the RUNSPACE_AVAILABILITY a pool call waits
             // for, come on the shell's own stream.
@@ -1269,7 +1291,7 @@ impl Session {
                 state: "not signalling",
             });
         };
-        match Envelope::decode(body) {
+        match Envelope::decode_with(body, &self.config.wsman_limits) {
             Ok(env) if matches!(env.body, Body::Fault(_) | Body::SignalResponse) => Ok(()),
             Ok(env) => Err(SessionError::Unexpected {
                 operation: Operation::Signal(pid).name(),

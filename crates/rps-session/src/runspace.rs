@@ -67,12 +67,13 @@ use rps_psrp::pool::PoolConfig;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::enumerate::{ShellLister, ShellListing};
 use crate::http::{
     ClientError, Credentials, Endpoint, HttpClient, HttpRequest, HttpResponse, RedirectPolicy,
     Transport, TransportConfig, TransportError,
 };
 use crate::machine::{
-    IdSource, Operation, Session, SessionConfig, SessionError, SessionEvent, WsmanRequest,
+    IdSource, Operation, Phase, Session, SessionConfig, SessionError, SessionEvent, WsmanRequest,
 };
 use crate::token::{Clock, SystemClock};
 
@@ -160,6 +161,10 @@ pub struct ConnectOptions {
     pub read_server_config: bool,
     /// Limits on the envelopes the server sends (size, nesting, streams).
     pub wsman_limits: rps_wsman::Limits,
+    /// The WS-Man session id (`wsmv:SessionId`) the requests carry (`None`: a fresh random
+    /// one per pool). Pools and listings that share one, as requests of one client
+    /// connection, can be told apart by the server only by their ShellId.
+    pub session_id: Option<Uuid>,
 }
 
 /// How often and how patiently to retry.
@@ -237,6 +242,7 @@ impl ConnectOptions {
             clock: Arc::new(SystemClock),
             read_server_config: false,
             wsman_limits: rps_wsman::Limits::default(),
+            session_id: None,
         }
     }
 }
@@ -479,7 +485,9 @@ enum PoolCall {
 }
 
 /// An open runspace pool. Dropping it closes the pool (the shell is deleted in the
-/// background); [`RunspacePool::close`] does the same and waits.
+/// background); [`RunspacePool::close`] does the same and waits. A pool dropped while
+/// disconnected ([`RunspacePool::disconnect`]) is left on the server, to be taken over later
+/// with [`RunspacePool::connect_disconnected`].
 #[derive(Debug)]
 pub struct RunspacePool {
     tx: mpsc::UnboundedSender<Cmd>,
@@ -501,6 +509,77 @@ impl IdSource for RandomIds {
     fn next_id(&mut self) -> Uuid {
         Uuid::new_v4()
     }
+}
+
+/// The HTTP client `options` ask for.
+fn http_client(options: &ConnectOptions) -> Result<HttpClient, Error> {
+    let transport = Transport::new(options.transport.clone())?;
+    let policy = if options.endpoint.allow_redirection {
+        RedirectPolicy::follow()
+    } else {
+        RedirectPolicy::none()
+    };
+    Ok(HttpClient::new(transport, options.credentials.clone())
+        .with_redirect_policy(policy)
+        .allow_insecure_http(options.allow_insecure_http))
+}
+
+/// The machine's configuration from `options`, with a fresh WS-Man session id.
+fn session_config(options: &ConnectOptions) -> SessionConfig {
+    let mut config = SessionConfig::new(
+        options.endpoint.url.to_string(),
+        &options.endpoint.configuration,
+    );
+    config.pool = options.pool.clone();
+    config.operation_timeout_secs = options.operation_timeout_secs;
+    config.max_envelope_size = options.max_envelope_size;
+    config.create_options = options.create_options.clone();
+    config.session_id = Some(options.session_id.unwrap_or_else(Uuid::new_v4));
+    config.read_server_config = options.read_server_config;
+    config.wsman_limits = options.wsman_limits.clone();
+    config
+}
+
+/// Lists the user's shells of the endpoint's configuration on the server, with their
+/// commands (WS-Enumeration, following Pulls): how to find pools disconnected earlier, by
+/// this process or another, to take them over with [`RunspacePool::connect_disconnected`].
+pub async fn list_shells(options: &ConnectOptions) -> Result<Vec<ShellListing>, Error> {
+    let mut http = http_client(options)?;
+    let config = session_config(options);
+    let mut lister = ShellLister::new(&config, Box::new(RandomIds));
+    while let Some(req) = lister.poll_request() {
+        let resp = send_plain(
+            &mut http,
+            options.observer.clone(),
+            options.endpoint.url.clone(),
+            &req,
+        )
+        .await?;
+        lister.handle_response(resp.status, &resp.body)?;
+    }
+    Ok(lister.finish())
+}
+
+/// Sends one request outside a pool's driver; a 401 is an authentication error.
+async fn send_plain(
+    http: &mut HttpClient,
+    observer: Option<Arc<dyn ExchangeObserver>>,
+    url: url::Url,
+    req: &WsmanRequest,
+) -> Result<HttpResponse, Error> {
+    let resp = exchange(http, observer, url, req)
+        .await
+        .map_err(|source| Error::Request {
+            operation: req.operation.name(),
+            source: Box::new(source),
+        })?;
+    if resp.status == 401 {
+        return Err(Error::Unauthorized {
+            host: resp.url.host_str().unwrap_or("").to_owned(),
+            hint: "check the user name and the token's audience, roles and expiry (rps token inspect)",
+        });
+    }
+    Ok(resp)
 }
 
 impl RunspacePool {
@@ -525,26 +604,8 @@ impl RunspacePool {
         options: ConnectOptions,
         takeover: Option<Uuid>,
     ) -> Result<RunspacePool, Error> {
-        let transport = Transport::new(options.transport.clone())?;
-        let policy = if options.endpoint.allow_redirection {
-            RedirectPolicy::follow()
-        } else {
-            RedirectPolicy::none()
-        };
-        let http = HttpClient::new(transport, options.credentials.clone())
-            .with_redirect_policy(policy)
-            .allow_insecure_http(options.allow_insecure_http);
-        let mut config = SessionConfig::new(
-            options.endpoint.url.to_string(),
-            &options.endpoint.configuration,
-        );
-        config.pool = options.pool;
-        config.operation_timeout_secs = options.operation_timeout_secs;
-        config.max_envelope_size = options.max_envelope_size;
-        config.create_options = options.create_options.clone();
-        config.session_id = Some(Uuid::new_v4());
-        config.read_server_config = options.read_server_config;
-        config.wsman_limits = options.wsman_limits;
+        let http = http_client(&options)?;
+        let config = session_config(&options);
         let mut session = Session::new(
             config.clone(),
             takeover.unwrap_or_else(Uuid::new_v4),
@@ -1602,6 +1663,10 @@ impl Driver {
                 self.fatal(e).await;
                 return;
             }
+            if !rx_open && self.st.session.phase() == Phase::Disconnected {
+                self.st.fail_all(Error::Closed);
+                return;
+            }
             let req = match self.st.session.poll_request() {
                 Err(e) => {
                     self.fatal(e.into()).await;
@@ -1622,6 +1687,12 @@ impl Driver {
                         Some(cmd) => self.st.apply(cmd),
                         None => {
                             rx_open = false;
+                            if self.st.session.phase() == Phase::Disconnected {
+                                // Dropped while disconnected: the shell stays on the
+                                // server for a later connect.
+                                self.st.fail_all(Error::Closed);
+                                return;
+                            }
                             self.st.close_now();
                         }
                     }
@@ -1681,7 +1752,9 @@ impl Driver {
                     Wake::Command(Some(cmd)) => self.st.apply(cmd),
                     Wake::Command(None) => {
                         rx_open = false;
-                        self.st.close_now();
+                        if self.st.session.phase() != Phase::Disconnected {
+                            self.st.close_now();
+                        }
                     }
                 }
             };
