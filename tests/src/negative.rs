@@ -121,6 +121,23 @@ fn wsman_limits(m: &Map<String, Json>) -> rps_wsman::Limits {
     l
 }
 
+/// The manifest's names for CLIXML limits.
+const CLIXML_LIMITS: &[&str] = &[
+    "max_depth",
+    "max_ref_ids",
+    "max_string_len",
+    "max_elements",
+    "lossy_surrogates",
+];
+
+/// The entries of `m` named in `names`.
+fn only(m: &Map<String, Json>, names: &[&str]) -> Map<String, Json> {
+    m.iter()
+        .filter(|(k, _)| names.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn clixml_limits(m: &Map<String, Json>) -> rps_psrp::clixml::Limits {
     let mut l = rps_psrp::clixml::Limits::default();
     for (k, v) in m {
@@ -156,7 +173,7 @@ fn defrag_limits(m: &Map<String, Json>) -> DefragLimits {
 /// * `clixml`: `clixml::from_slice_with`, `clixml-document`: `clixml::document_from_slice_with`
 ///   (clixml `Limits`);
 /// * `defrag`: `Defragmenter::feed` (`DefragLimits`);
-/// * `pool`: a client `RunspacePool` (RPID [`RPID`], `DefragLimits`) that receives the bytes
+/// * `pool`: a client `RunspacePool` (RPID [`RPID`], `DefragLimits` and CLIXML `Limits`) that receives the bytes
 ///   as one stream and is then asked for events until it has none.
 pub fn decode(decoder: &str, limits: &Map<String, Json>, data: &[u8]) -> Outcome {
     let run = || match decoder {
@@ -185,7 +202,8 @@ pub fn decode(decoder: &str, limits: &Map<String, Json>, data: &[u8]) -> Outcome
         }
         "pool" => {
             let config = PoolConfig {
-                limits: defrag_limits(limits),
+                limits: defrag_limits(&only(limits, &["max_buffered", "max_objects"])),
+                clixml_limits: clixml_limits(&only(limits, CLIXML_LIMITS)),
                 ..PoolConfig::default()
             };
             let mut pool = RunspacePool::new(RPID, config);
