@@ -428,6 +428,7 @@ impl Scope {
 /// [`Error::UnknownEntity`].
 fn namespace_uri(raw: &str, pos: u64) -> Result<Cow<'_, str>, Error> {
     if !raw.contains(['&', '\t', '\n', '\r']) {
+        check_chars(raw, pos)?;
         return Ok(Cow::Borrowed(raw));
     }
     let attr = Attribute {

@@ -153,6 +153,25 @@ fn envelope_control_char_in_action() {
     replay_known("envelope", "control-char-in-action.xml");
 }
 
+/// Found after the namespace rewrite: a raw control in an `xmlns` value was kept in the
+/// namespace and written back as U+FFFD. It is refused like any other C0 control.
+#[test]
+fn envelope_crash_48cf0de8_control_char_in_namespace() {
+    replay_known("envelope", "crash-48cf0de887778521dc56108b10e164a963d5c695");
+    for name in [
+        "crash-48cf0de887778521dc56108b10e164a963d5c695",
+        "control-char-in-namespace.xml",
+    ] {
+        let path = fixtures_dir().join("fuzz/envelope").join(name);
+        let err = rps_wsman::Envelope::decode(&std::fs::read(path).expect("fixture"))
+            .expect_err("a control character in a namespace is refused");
+        assert!(
+            err.to_string().contains("U+0010 is not allowed"),
+            "{name}: {err}"
+        );
+    }
+}
+
 /// An unbound prefix in a Fault's `s:Value` QName is refused with the value's path, so the
 /// oracle has nothing to round-trip.
 fn assert_unbound_subcode(name: &str, offset: u64) {
