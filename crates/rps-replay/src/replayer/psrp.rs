@@ -1,0 +1,75 @@
+//! The PSRP messages a request carries: where they are, and their reassembly from fragments.
+
+use std::collections::BTreeMap;
+
+use rps_psrp::fragment::parse_fragment;
+use rps_psrp::message::MessageHeader;
+use rps_wsman::{Body, Envelope};
+
+/// Reassembles PSRP messages from fragments across requests (one per side).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Reassembler {
+    pending: BTreeMap<u64, Vec<u8>>,
+}
+
+/// One reassembled PSRP message.
+#[derive(Debug, Clone)]
+pub(super) struct Msg {
+    pub(super) header: MessageHeader,
+    pub(super) data: Vec<u8>,
+}
+
+impl Reassembler {
+    pub(super) fn feed(&mut self, mut buf: &[u8], out: &mut Vec<Msg>) -> Result<(), String> {
+        while !buf.is_empty() {
+            let (frag, rest) = parse_fragment(buf).map_err(|e| e.to_string())?;
+            buf = rest;
+            let id = frag.header.object_id;
+            let mut data = if frag.header.is_start() {
+                Vec::new()
+            } else {
+                self.pending
+                    .remove(&id)
+                    .ok_or_else(|| format!("fragment of object {id} without its start"))?
+            };
+            data.extend_from_slice(frag.blob);
+            if frag.header.is_end() {
+                let header = MessageHeader::parse(&data).map_err(|e| e.to_string())?;
+                let body = data.get(40..).unwrap_or_default().to_vec();
+                out.push(Msg { header, data: body });
+            } else {
+                self.pending.insert(id, data);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The PSRP payload carried by a request, and where.
+pub(super) fn psrp_payloads(env: &Envelope) -> Result<Vec<(String, Vec<u8>)>, String> {
+    Ok(match &env.body {
+        Body::Create(shell) => shell
+            .creation_xml
+            .iter()
+            .map(|x| ("Shell.creationXml".to_owned(), x.clone()))
+            .collect(),
+        Body::Command(cmd) if cmd.command.as_deref().unwrap_or("").is_empty() => {
+            vec![(
+                "CommandLine.Arguments".to_owned(),
+                cmd.psrp_payload().map_err(|e| e.to_string())?,
+            )]
+        }
+        Body::Send(send) => send
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("Send.Stream[{i}]"), s.data.clone()))
+            .collect(),
+        Body::Connect(c) => c
+            .connect_xml
+            .iter()
+            .map(|x| ("Connect.connectXml".to_owned(), x.clone()))
+            .collect(),
+        _ => Vec::new(),
+    })
+}
