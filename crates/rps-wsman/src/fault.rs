@@ -122,7 +122,7 @@ pub struct Fault {
     pub subcodes: Vec<QName>,
     /// First `s:Reason/s:Text`.
     pub reason: Option<String>,
-    /// `xml:lang` of that text.
+    /// `xml:lang` of that text (SOAP 1.2 wants one; written only when set).
     pub reason_lang: Option<String>,
     /// `s:Detail/wsman:FaultDetail` URI.
     pub fault_detail: Option<String>,
@@ -265,9 +265,15 @@ impl Fault {
         }
         out.push_str("</s:Code>");
         if let Some(r) = &self.reason {
-            let lang = self.reason_lang.as_deref().unwrap_or("en-US");
+            // The language as decoded: a Text without `xml:lang` stays without one.
+            let lang: Vec<(&str, &str)> = self
+                .reason_lang
+                .as_deref()
+                .map(|l| ("xml:lang", l))
+                .into_iter()
+                .collect();
             out.push_str("<s:Reason>");
-            text_element(out, "s:Text", &[("xml:lang", lang)], r);
+            text_element(out, "s:Text", &lang, r);
             out.push_str("</s:Reason>");
         }
         if !self.detail_raw.is_empty() {

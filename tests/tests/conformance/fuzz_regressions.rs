@@ -153,6 +153,13 @@ fn envelope_control_char_in_action() {
     replay_known("envelope", "control-char-in-action.xml");
 }
 
+/// A fault Text whose `xml:lang` attribute is misspelled decodes without a language; the
+/// writer used to invent `en-US`, which the next decode then read.
+#[test]
+fn envelope_crash_6c0c57fc_fault_text_without_lang() {
+    replay_known("envelope", "crash-6c0c57fc6a864758b92074d4612f8782027ea9bf");
+}
+
 /// Found after the namespace rewrite: a raw control in an `xmlns` value was kept in the
 /// namespace and written back as U+FFFD. It is refused like any other C0 control.
 #[test]
