@@ -11,6 +11,13 @@ use rps_cli::{UsageError, decode, token, usage};
 use rps_session::RunspacePool;
 use rps_session::cmdline::{self, CmdletLine};
 
+/// mimalloc (without transparent huge pages) instead of the system allocator: a stream of
+/// objects allocates and frees hundreds of small strings per object. Against glibc it cut
+/// `rps serve --fake-exchange`'s CPU by about a third and the client's by up to 13%, for a
+/// few MiB more peak RSS (README, "Performance").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Remote PowerShell for Exchange and WinRM, from any OS.
 #[derive(Parser, Debug)]
 #[command(name = "rps", version, about, propagate_version = true)]

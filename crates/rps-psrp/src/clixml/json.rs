@@ -259,19 +259,68 @@ impl<'v> Json<'v> {
         }
         // A later duplicate name wins: emit each name once, at its first position, with the
         // last value.
-        let props: Vec<_> = o.properties().collect();
-        for (i, p) in props.iter().enumerate() {
-            if props[..i].iter().any(|q| q.name == p.name) {
-                continue;
+        if !may_repeat_names(o) {
+            for p in o.properties() {
+                m.serialize_entry(&p.name, &self.child(&p.value))?;
             }
-            let last = props.iter().rev().find(|q| q.name == p.name).unwrap_or(p);
-            m.serialize_entry(&p.name, &self.child(&last.value))?;
+        } else {
+            let props: Vec<_> = o.properties().collect();
+            for (i, p) in props.iter().enumerate() {
+                if props[..i].iter().any(|q| q.name == p.name) {
+                    continue;
+                }
+                let last = props.iter().rev().find(|q| q.name == p.name).unwrap_or(p);
+                m.serialize_entry(&p.name, &self.child(&last.value))?;
+            }
         }
         if !has_props && let Some(text) = &o.to_string {
             m.serialize_entry("$toString", text)?;
         }
         m.end()
     }
+}
+
+/// Whether two properties of `o` may share a name: false means they certainly don't, so
+/// the properties can be written as they come. Compares 64-bit hashes of the names (sorted,
+/// on the stack for up to 256 properties) instead of the names pairwise, which costs
+/// n^2 / 2 string comparisons for the 120 properties of a mailbox; equal hashes (a repeated
+/// name, or a collision) send the caller to the exact path.
+fn may_repeat_names(o: &Object) -> bool {
+    const STACK: usize = 256;
+    let n = o.adapted.len() + o.extended.len();
+    if n < 2 {
+        return false;
+    }
+    if n > STACK {
+        let mut hashes: Vec<u64> = o.properties().map(|p| name_hash(&p.name)).collect();
+        hashes.sort_unstable();
+        return hashes.windows(2).any(|w| w[0] == w[1]);
+    }
+    let mut buf = [0u64; STACK];
+    for (slot, p) in buf.iter_mut().zip(o.properties()) {
+        *slot = name_hash(&p.name);
+    }
+    let hashes = &mut buf[..n];
+    hashes.sort_unstable();
+    hashes.windows(2).any(|w| w[0] == w[1])
+}
+
+/// A fast, non-cryptographic 64-bit hash of a property name (multiply-rotate over 8-byte
+/// words, the length mixed in).
+fn name_hash(name: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let b = name.as_bytes();
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let mut w = [0u8; 8];
+    w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    h ^ (h >> 29)
 }
 
 #[cfg(test)]
@@ -368,5 +417,68 @@ mod tests {
             ..Object::default()
         });
         assert_eq!(to_json(&noted), json!({"$value": "s", "Note": null}));
+    }
+
+    /// A bag of `n` properties `P0`, `P1`, ... with values 0, 1, ..., then `extra`.
+    fn bag(n: usize, extra: &[(&str, i32)]) -> Value {
+        let prop = |name: String, v: i32| Property {
+            name,
+            value: Value::I32(v),
+        };
+        Value::object(Object {
+            adapted: (0..n).map(|i| prop(format!("P{i}"), i as i32)).collect(),
+            extended: extra.iter().map(|(k, v)| prop((*k).into(), *v)).collect(),
+            ..Object::default()
+        })
+    }
+
+    fn written(v: &Value) -> String {
+        serde_json::to_string(&Json::new(v)).expect("serializes")
+    }
+
+    #[test]
+    fn repeated_names_are_written_once_at_their_first_place_with_the_last_value() {
+        let expected = |n: usize, tail: &str| {
+            let body: Vec<String> = (0..n)
+                .map(|i| match i {
+                    1 => "\"P1\":-1".to_owned(),
+                    _ => format!("\"P{i}\":{i}"),
+                })
+                .collect();
+            format!("{{{}{tail}}}", body.join(","))
+        };
+        // Both sides of the stack buffer, and unique names (written as they come).
+        for n in [2, 120, 256, 300] {
+            let v = bag(n, &[("P1", -1), ("Z", 7)]);
+            assert_eq!(written(&v), expected(n, ",\"Z\":7"), "n = {n}");
+            assert!(may_repeat_names(v.as_object().unwrap()));
+            let unique = bag(n, &[("Z", 7)]);
+            assert!(!may_repeat_names(unique.as_object().unwrap()), "n = {n}");
+            let text = written(&unique);
+            assert!(text.starts_with("{\"P0\":0,\"P1\":1,"), "{text}");
+            assert!(text.ends_with(&format!("\"P{}\":{},\"Z\":7}}", n - 1, n - 1)));
+        }
+    }
+
+    #[test]
+    fn name_hash_sees_every_byte_and_the_length() {
+        let names = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "CustomAttribute1",
+            "CustomAttribute2",
+            "CustomAttribute10",
+            "ExtensionCustomAttribute1",
+            "a\0",
+            "\0a",
+        ];
+        for (i, x) in names.iter().enumerate() {
+            for y in &names[i + 1..] {
+                assert_ne!(name_hash(x), name_hash(y), "{x:?} {y:?}");
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@
 
 mod escape;
 pub mod json;
+mod lex;
 mod reader;
 mod value;
 mod writer;
