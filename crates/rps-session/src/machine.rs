@@ -920,9 +920,15 @@ impl Session {
     pub fn close(&mut self) {
         self.key_pending = false;
         self.state_query = false;
+        // The shell is deleted instead, disconnected or not.
+        self.disconnect_requested = false;
+        self.reconnect_requested = false;
         match self.phase {
             Phase::New => self.phase = Phase::Closed,
             Phase::Closed | Phase::Closing => {}
+            // Nothing to delete: the shell was never ours (a failed Create or Connect) or
+            // the server no longer has it.
+            Phase::Failed if !self.created => self.phase = Phase::Closed,
             Phase::Disconnected => {
                 // Nothing can be signalled to a disconnected shell: delete it with its
                 // pipelines.
@@ -1635,7 +1641,15 @@ impl Session {
             }
             (Operation::Disconnect, Body::DisconnectResponse | Body::Empty) => {
                 self.pool.disconnect()?;
-                self.phase = Phase::Disconnected;
+                if self.phase == Phase::Closing {
+                    // Closed while the Disconnect was in flight: the Delete still follows.
+                    for slot in self.pipelines.values_mut() {
+                        slot.finished = true;
+                        slot.terminate_sent = true;
+                    }
+                } else {
+                    self.phase = Phase::Disconnected;
+                }
                 self.events.push_back(SessionEvent::Disconnected);
                 Ok(())
             }

@@ -1351,7 +1351,7 @@ impl State {
                 });
             }
         };
-        if op == Operation::Create && resp.url != self.url {
+        if follows_redirects(op) && resp.url != self.url {
             tracing::debug!(
                 host = resp.url.host_str().unwrap_or(""),
                 "session moved after redirect"
@@ -1376,15 +1376,29 @@ impl State {
     }
 }
 
-/// Sends one WS-Man request with `http` (following redirects for a Create) and shows the
-/// exchange to the observer.
+/// True for the requests that may meet Exchange Online's front door, which redirects a
+/// session's first request to the tenant's pod: whatever opens a session (the Create, the
+/// configuration Get before it, the Connect that takes a pool over) and shell listings.
+fn follows_redirects(op: Operation) -> bool {
+    matches!(
+        op,
+        Operation::Create
+            | Operation::Config
+            | Operation::Connect(None)
+            | Operation::Enumerate
+            | Operation::Pull
+    )
+}
+
+/// Sends one WS-Man request with `http` (following redirects where
+/// [`follows_redirects`] says so) and shows the exchange to the observer.
 fn exchange<'a>(
     http: &'a mut HttpClient,
     observer: Option<Arc<dyn ExchangeObserver>>,
     url: url::Url,
     req: &WsmanRequest,
 ) -> SendFuture<'a, Result<HttpResponse, ClientError>> {
-    let follow = req.operation == Operation::Create;
+    let follow = follows_redirects(req.operation);
     let mut http_req = HttpRequest::winrm(url, req.body.clone());
     // A server that dropped the connection is not asked again whether the shell lives.
     http_req.reconnect_stale = req.operation != Operation::ShellState;

@@ -620,11 +620,9 @@ fn serialize(node: &Node<'_>, out: &mut String, scope: &mut SerializeScope) {
         escape_attr(out, &a.value);
         out.push('"');
     }
-    if let Some(TextQName::Bound(ns)) = &node.text_qname
-        && let Some(p) = QName(trim_xml(&node.text)).prefix()
-    {
-        declare(out, scope, p.into_inner(), Some(ns));
-    }
+    // Text that reads like a QName (`p:x`) gets no declaration of its own: whether `p` is
+    // bound depends on the document around the element, and declaring it would make the
+    // element's XML change with the envelope it is written into (no fixed point).
     let skip_text = !node.children.is_empty() && trim_xml(&node.text).is_empty();
     if node.children.is_empty() && node.text.is_empty() {
         out.push_str("/>");

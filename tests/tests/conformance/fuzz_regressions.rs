@@ -153,6 +153,20 @@ fn envelope_control_char_in_action() {
     replay_known("envelope", "control-char-in-action.xml");
 }
 
+/// An unknown header whose text reads like a QName (`wsmv:...`) with the prefix unbound: its
+/// raw XML used to gain an `xmlns:wsmv` declaration once written into an envelope that
+/// declares `wsmv` at the root. Text QNames get no declarations in raw elements now.
+#[test]
+fn envelope_crash_b617ece1_text_qname_in_unknown_header() {
+    replay_known("envelope", "crash-b617ece1e7df2e9c455efcbd9f17f45a846c23f4");
+}
+
+/// Found in the same run; passes with the fixes above.
+#[test]
+fn envelope_crash_2fdddf3f() {
+    replay_known("envelope", "crash-2fdddf3fd973129334fc27dd89d6dc49b6b94c1f");
+}
+
 /// A fault Text whose `xml:lang` attribute is misspelled decodes without a language; the
 /// writer used to invent `en-US`, which the next decode then read.
 #[test]

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `drop-receive` | probability | a Receive that has output ready closes the connection without answering; the output stays queued for the next Receive |
 //! | `fault500` | probability | the request is answered with HTTP 500 and a `w:InternalError` WS-Man fault (on the operations in `fault500-ops`) |
-//! | `fault500-ops` | `receive+command+send+signal+create+delete` | which operations `fault500` hits (default `receive+command+send`) |
+//! | `fault500-ops` | `receive+command+send+signal+create+delete+get+disconnect+reconnect+connect` | which operations `fault500` hits (default `receive+command+send`) |
 //! | `503` | probability | HTTP 503 with `Retry-After` before the request is looked at (any operation) |
 //! | `retry-after` | seconds | the `Retry-After` value of a 503 (default 1) |
 //! | `throttle` | probability | a Create is refused with Exchange's MaxConcurrency fault even below the limit |
@@ -31,6 +31,14 @@ pub enum Op {
     Signal,
     /// WS-Transfer Delete.
     Delete,
+    /// WS-Transfer Get (a shell's state, or the WinRM configuration).
+    Get,
+    /// WinRS Disconnect.
+    Disconnect,
+    /// WinRS Reconnect.
+    Reconnect,
+    /// WS-Man Connect (to a disconnected pool or command).
+    Connect,
 }
 
 impl Op {
@@ -42,6 +50,10 @@ impl Op {
             "receive" => Op::Receive,
             "signal" => Op::Signal,
             "delete" => Op::Delete,
+            "get" => Op::Get,
+            "disconnect" => Op::Disconnect,
+            "reconnect" => Op::Reconnect,
+            "connect" => Op::Connect,
             _ => return None,
         })
     }

@@ -19,6 +19,27 @@
 //!   user (Exchange's MaxConcurrency fault), Receive long-polls until output exists or the
 //!   OperationTimeout (capped) passes (`w:TimedOut`), Signal stops or terminates a pipeline,
 //!   Delete frees the shell.
+//! - WS-Transfer Get of a shell (resource URI `.../wsman/1/windows/shell` with the ShellId
+//!   selector) answers with its `rsp:Shell`, `rsp:State` `Connected` or `Disconnected`
+//!   (`w:InvalidSelectors` for a shell the user does not have). Get of the WinRM
+//!   configuration (`.../wsman/1/config`) answers with a small `cfg:Config` whose
+//!   `MaxEnvelopeSizekb` is [`FakeExchangeBuilder::max_envelope_size_kb`]; requests larger
+//!   than that are refused with `w:EncodingLimit`, as WinRM refuses them.
+//! - The session key exchange: PUBLIC_KEY on the shell's stdin is answered with
+//!   ENCRYPTED_SESSION_KEY on the shell's stdout (a fresh random AES-256 key each time),
+//!   unless [`FakeExchangeBuilder::answer_key_exchange`] is off.
+//! - WinRS Disconnect: Exchange Online does not support it and answers with a WS-Man fault,
+//!   and so does the fake by default (the fault's code is Windows'
+//!   `ERROR_WINRS_SHELL_DISCONNECT_NOT_SUPPORTED`; Exchange's exact fault text was not
+//!   recorded). With [`FakeExchangeBuilder::disconnect_supported`] the fake behaves like a
+//!   Windows PowerShell 3+ endpoint instead: Disconnect marks the shell `Disconnected`
+//!   (its pipelines keep running), Receive, Command, Send and Signal on it are refused with
+//!   Windows' `ERROR_WINRS_SHELL_DISCONNECTED` fault, Reconnect resumes it, and WS-Man
+//!   Connect (the `connectXml` of SESSION_CAPABILITY and CONNECT_RUNSPACEPOOL, or a
+//!   `CommandId`) lets the same user take the pool and its pipelines over from a new
+//!   connection.
+//! - Test hooks: [`FakeExchange::kill_shell`] forgets a shell as a server restart or an idle
+//!   timeout would; [`FakeExchange::shell_state`] tells whether a shell is connected.
 //! - Cmdlets come from the catalog ([`catalog`]) over a generated tenant ([`tenant`]);
 //!   listings are generated as Receives drain them, never all at once.
 //! - Faults on demand: [`FaultSpec`].
@@ -60,8 +81,9 @@ use rps_session::jwt::{Claims, Jwt, MANAGE_AS_APP_ROLE, REMOTE_POWERSHELL_SCOPE}
 use rps_session::token::StaticToken;
 use rps_wsman::ns::{self, action, signal};
 use rps_wsman::{
-    Body, CommandState, CreateResponse, Envelope, Fault, Header, Limits, QName, ReceiveResponse,
-    ResourceCreated, Selector, Shell as WsShell, Stream, WsmanFault, uuid_upper,
+    Body, CommandState, ConnectResponse, CreateResponse, Envelope, Fault, Header, Item, Limits,
+    QName, RawElement, ReceiveResponse, ResourceCreated, Selector, Shell as WsShell, Stream,
+    WsmanFault, uuid_upper,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -85,6 +107,19 @@ pub const MAX_CONCURRENCY_MESSAGE: &str = "Fail to create a runspace because you
 pub const TIMED_OUT_CODE: u32 = 2_150_858_793;
 /// The WSManFault code of a missing shell (`ERROR_WSMAN_INVALID_SELECTORS`).
 pub const INVALID_SELECTORS_CODE: u32 = 2_150_858_843;
+/// The WSManFault code of an operation on a disconnected shell
+/// (`ERROR_WINRS_SHELL_DISCONNECTED`).
+pub const SHELL_DISCONNECTED_CODE: u32 = 2_150_859_204;
+/// The WSManFault code of a refused Disconnect (`ERROR_WINRS_SHELL_DISCONNECT_NOT_SUPPORTED`).
+pub const DISCONNECT_NOT_SUPPORTED_CODE: u32 = 2_150_859_205;
+/// The WSManFault code of a Connect to a shell that is still connected to a client
+/// (`ERROR_WINRS_SHELL_CONNECTED_TO_DIFFERENT_CLIENT`).
+pub const CONNECTED_TO_DIFFERENT_CLIENT_CODE: u32 = 2_150_859_213;
+/// The WSManFault code of a Disconnect of a shell already disconnected
+/// (`ERROR_WINRS_SHELL_DISCONNECT_OPERATION_NOT_VALID`).
+pub const DISCONNECT_NOT_VALID_CODE: u32 = 2_150_859_215;
+/// The default `MaxEnvelopeSizekb` of the fake's WinRM configuration.
+pub const DEFAULT_MAX_ENVELOPE_SIZE_KB: u32 = 500;
 
 /// The tenant id used when none is configured.
 pub const DEFAULT_TENANT_ID: &str = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
@@ -125,6 +160,9 @@ pub struct FakeExchangeBuilder {
     micro_delay: f64,
     progress_every: usize,
     resource_uris: Vec<String>,
+    max_envelope_size_kb: u32,
+    disconnect_supported: bool,
+    answer_key_exchange: bool,
 }
 
 impl std::fmt::Debug for FakeExchangeBuilder {
@@ -156,6 +194,9 @@ impl Default for FakeExchangeBuilder {
             micro_delay: 0.0,
             progress_every: 1000,
             resource_uris: vec![EXCHANGE_RESOURCE_URI.to_owned()],
+            max_envelope_size_kb: DEFAULT_MAX_ENVELOPE_SIZE_KB,
+            disconnect_supported: false,
+            answer_key_exchange: true,
         }
     }
 }
@@ -249,6 +290,29 @@ impl FakeExchangeBuilder {
         self
     }
 
+    /// The `MaxEnvelopeSizekb` of the WinRM configuration a WS-Transfer Get reads (default
+    /// [`DEFAULT_MAX_ENVELOPE_SIZE_KB`], 500 as on Windows); requests larger than that many
+    /// KiB are refused with `w:EncodingLimit`. At least 1.
+    pub fn max_envelope_size_kb(mut self, kb: u32) -> Self {
+        self.max_envelope_size_kb = kb.max(1);
+        self
+    }
+
+    /// Serve WinRS Disconnect, Reconnect and Connect as a Windows PowerShell endpoint does
+    /// (default false: Exchange Online refuses Disconnect with a fault). See the
+    /// [module docs](self).
+    pub fn disconnect_supported(mut self, yes: bool) -> Self {
+        self.disconnect_supported = yes;
+        self
+    }
+
+    /// Answer the session key exchange (default true). Off, PUBLIC_KEY is taken and never
+    /// answered, for clients' key exchange timeouts.
+    pub fn answer_key_exchange(mut self, yes: bool) -> Self {
+        self.answer_key_exchange = yes;
+        self
+    }
+
     /// Binds the listeners and starts serving.
     pub async fn start(self) -> Result<FakeExchange, StartError> {
         let catalog = match self.catalog {
@@ -277,6 +341,9 @@ impl FakeExchangeBuilder {
                 micro_delay: self.micro_delay,
                 progress_every: self.progress_every,
                 resource_uris: self.resource_uris,
+                max_envelope_size_kb: self.max_envelope_size_kb,
+                disconnect_supported: self.disconnect_supported,
+                answer_key_exchange: self.answer_key_exchange,
             },
         });
         let http = HttpConfig::default();
@@ -324,6 +391,9 @@ struct Config {
     micro_delay: f64,
     progress_every: usize,
     resource_uris: Vec<String>,
+    max_envelope_size_kb: u32,
+    disconnect_supported: bool,
+    answer_key_exchange: bool,
 }
 
 /// A shell shared between the requests that name it.
@@ -512,6 +582,22 @@ impl FakeExchange {
         shells.iter().map(|s| lock(s).running()).sum()
     }
 
+    /// Test hook: forgets shell `shell_id` (its pipelines with it) as a server restart or
+    /// an idle timeout would, without telling its client; later requests naming it get
+    /// `w:InvalidSelectors`. False when no such shell is open.
+    pub fn kill_shell(&self, shell_id: Uuid) -> bool {
+        let gone = lock(&self.state.shells).remove(&shell_id).is_some();
+        self.state.bump();
+        gone
+    }
+
+    /// Test hook: the `rsp:State` a Get of shell `shell_id` would report (`Connected` or
+    /// `Disconnected`), or `None` when no such shell is open.
+    pub fn shell_state(&self, shell_id: Uuid) -> Option<&'static str> {
+        let shell = self.state.shell(shell_id)?;
+        Some(state_name(&lock(&shell)))
+    }
+
     /// Counters.
     pub fn stats(&self) -> FakeStats {
         FakeStats {
@@ -695,6 +781,10 @@ fn operation(action: Option<&str>) -> Option<Op> {
         action::RECEIVE => Op::Receive,
         action::SIGNAL => Op::Signal,
         action::DELETE => Op::Delete,
+        action::GET => Op::Get,
+        action::DISCONNECT => Op::Disconnect,
+        action::RECONNECT => Op::Reconnect,
+        action::CONNECT => Op::Connect,
         _ => return None,
     })
 }
@@ -766,7 +856,18 @@ async fn handle(state: Arc<State>, role: Role, req: Request) -> Response {
             ),
         );
     }
+    let limit = u64::from(state.cfg.max_envelope_size_kb) * 1024;
+    if req.body.len() as u64 > limit {
+        return encoding_limit(&env, req.body.len(), limit);
+    }
     let cookie = cookie_value(&req);
+    let resource = env.resource_uri().unwrap_or_default();
+    if op == Op::Get && resource.eq_ignore_ascii_case(ns::resource::CONFIG) {
+        return winrm_config(&state, &env);
+    }
+    if op == Op::Get && !resource.eq_ignore_ascii_case(ns::resource::SHELL) {
+        return invalid_resource_uri(&env, resource);
+    }
     match op {
         Op::Create => create(&state, &env, &principal, cookie, &req).await,
         _ => {
@@ -776,9 +877,13 @@ async fn handle(state: Arc<State>, role: Role, req: Request) -> Response {
             let Some(shell) = state.shell(shell_id) else {
                 return invalid_selectors(&env, &uuid_upper(shell_id));
             };
+            // A new connection takes a disconnected pool over with its own cookie.
+            let takeover = op == Op::Connect && env.command_id().is_none();
+            let mut set_cookie = None;
             {
-                let s = lock(&shell);
-                let cookie_ok = s.cookie.is_none() || s.cookie == cookie;
+                let mut s = lock(&shell);
+                let cookie_ok =
+                    s.cookie.is_none() || s.cookie == cookie || (takeover && s.disconnected);
                 if s.owner != principal.user || !cookie_ok {
                     drop(s);
                     let mut resp = invalid_selectors(&env, &uuid_upper(shell_id));
@@ -787,13 +892,38 @@ async fn handle(state: Arc<State>, role: Role, req: Request) -> Response {
                     }
                     return resp;
                 }
+                if takeover && s.disconnected && state.cfg.disconnect_supported {
+                    let c = cookie.clone().unwrap_or_else(|| {
+                        let c = Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+                        set_cookie = Some(c.clone());
+                        c
+                    });
+                    s.cookie = Some(c);
+                    s.client_ip = req.remote.ip().to_string();
+                }
+                let busy = matches!(op, Op::Receive | Op::Command | Op::Send | Op::Signal);
+                if busy && s.disconnected {
+                    drop(s);
+                    return shell_disconnected(&env, shell_id);
+                }
             }
-            match op {
+            let resp = match op {
                 Op::Receive => receive(&state, &env, &shell).await,
                 Op::Command => command(&state, &env, &shell),
                 Op::Send => send(&state, &env, &shell),
                 Op::Signal => signal_op(&state, &env, &shell),
+                Op::Get => shell_get(&state, &env, &shell, shell_id),
+                Op::Disconnect => disconnect(&state, &env, &shell),
+                Op::Reconnect => reconnect(&state, &env, &shell),
+                Op::Connect => connect(&state, &env, &shell),
                 _ => delete(&state, &env, shell_id),
+            };
+            match set_cookie {
+                Some(c) if resp.status == 200 => resp.with_header(
+                    "Set-Cookie",
+                    format!("MS-WSMAN={c}; path={}; HttpOnly", cookie_path(req.path())),
+                ),
+                _ => resp,
             }
         }
     }
@@ -870,6 +1000,10 @@ async fn create(
         ..ServerConfig::default()
     };
     let mut shell = Shell::new(id, principal.user.clone(), Some(cookie.clone()), config);
+    shell.resource_uri = resource.to_owned();
+    shell.client_ip = req.remote.ip().to_string();
+    shell.created_at = (state.cfg.clock)();
+    shell.answer_key_exchange = state.cfg.answer_key_exchange;
     let creation = ws_shell.creation_xml.clone().unwrap_or_default();
     if let Err(e) = shell.receive(&creation, &mut || state.env()) {
         return soap(
@@ -1071,6 +1205,10 @@ async fn receive(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Re
         let timed_out = tokio::time::timeout_at(deadline, changes.changed())
             .await
             .is_err();
+        if lock(shell).disconnected {
+            // Disconnected (by another connection) while this Receive waited.
+            return shell_disconnected(env, env.shell_uuid().unwrap_or_default());
+        }
         if timed_out
             || state.closing.load(Ordering::Relaxed)
             || state.shell(env.shell_uuid().unwrap_or_default()).is_none()
@@ -1176,5 +1314,230 @@ fn delete(state: &State, env: &Envelope, shell_id: Uuid) -> Response {
     soap(
         200,
         &reply(env, action::DELETE_RESPONSE, Body::DeleteResponse),
+    )
+}
+
+/// `rsp:State` of `shell`.
+fn state_name(shell: &Shell) -> &'static str {
+    if shell.disconnected {
+        "Disconnected"
+    } else {
+        "Connected"
+    }
+}
+
+/// An `xs:duration` of whole seconds in WinRS's `P0DT0H0M0S` form.
+fn winrs_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    format!(
+        "P{}DT{}H{}M{}S",
+        s / 86_400,
+        s / 3600 % 24,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// WS-Transfer Get of a shell: its description, as Windows answers it.
+fn shell_get(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>, id: Uuid) -> Response {
+    let s = lock(shell);
+    let run_time = (state.cfg.clock)()
+        .duration_since(s.created_at)
+        .unwrap_or_default();
+    let body = Body::GetResponse(Item::Shell(Box::new(WsShell {
+        shell_id: Some(uuid_upper(id)),
+        resource_uri: Some(s.resource_uri.clone()),
+        owner: Some(s.owner.clone()),
+        client_ip: Some(s.client_ip.clone()),
+        idle_timeout: Some("PT900.000S".to_owned()),
+        input_streams: Some("stdin pr".to_owned()),
+        output_streams: Some("stdout".to_owned()),
+        max_idle_timeout: Some("PT43200.000S".to_owned()),
+        locale: Some("en-US".to_owned()),
+        data_locale: Some("en-US".to_owned()),
+        compression_mode: Some("XpressCompression".to_owned()),
+        profile_loaded: Some("Yes".to_owned()),
+        encoding: Some("UTF8".to_owned()),
+        buffer_mode: Some("Block".to_owned()),
+        state: Some(state_name(&s).to_owned()),
+        shell_run_time: Some(winrs_duration(run_time)),
+        shell_inactivity: Some("P0DT0H0M0S".to_owned()),
+        ..WsShell::default()
+    })));
+    soap(200, &reply(env, action::GET_RESPONSE, body))
+}
+
+/// WS-Transfer Get of the WinRM configuration: the limits a client may read.
+fn winrm_config(state: &State, env: &Envelope) -> Response {
+    let xml = format!(
+        "<cfg:Config xmlns:cfg=\"{}\"><cfg:MaxEnvelopeSizekb>{}</cfg:MaxEnvelopeSizekb><cfg:MaxTimeoutms>60000</cfg:MaxTimeoutms><cfg:MaxBatchItems>32000</cfg:MaxBatchItems><cfg:MaxProviderRequests>4294967295</cfg:MaxProviderRequests></cfg:Config>",
+        ns::CONFIG,
+        state.cfg.max_envelope_size_kb
+    );
+    let body = Body::GetResponse(Item::Raw(RawElement {
+        namespace: Some(ns::CONFIG.to_owned()),
+        name: "Config".to_owned(),
+        xml,
+    }));
+    soap(200, &reply(env, action::GET_RESPONSE, body))
+}
+
+/// WinRS Disconnect: refused as Exchange Online refuses it, unless the fake serves it.
+fn disconnect(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Response {
+    if !state.cfg.disconnect_supported {
+        return soap(
+            500,
+            &fault(
+                Some(env),
+                false,
+                ns::fault_code::INTERNAL_ERROR,
+                Some(DISCONNECT_NOT_SUPPORTED_CODE),
+                "The WS-Management service does not support the Disconnect operation for this shell.",
+            ),
+        );
+    }
+    {
+        let mut s = lock(shell);
+        if s.disconnected {
+            return soap(
+                500,
+                &fault(
+                    Some(env),
+                    false,
+                    ns::fault_code::INTERNAL_ERROR,
+                    Some(DISCONNECT_NOT_VALID_CODE),
+                    "The Disconnect operation is not valid: the shell is already disconnected.",
+                ),
+            );
+        }
+        s.disconnected = true;
+    }
+    state.bump();
+    soap(
+        200,
+        &reply(env, action::DISCONNECT_RESPONSE, Body::DisconnectResponse),
+    )
+}
+
+/// WinRS Reconnect: resumes a disconnected shell; on a connected one it changes nothing.
+fn reconnect(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Response {
+    lock(shell).disconnected = false;
+    state.bump();
+    soap(
+        200,
+        &reply(env, action::RECONNECT_RESPONSE, Body::ReconnectResponse),
+    )
+}
+
+/// WS-Man Connect: takes a disconnected pool over (`connectXml`), or one of its commands
+/// (`CommandId`) once the pool is connected.
+fn connect(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Response {
+    let Body::Connect(c) = &env.body else {
+        return psrp_fault(env, &"Connect without a body");
+    };
+    if !state.cfg.disconnect_supported {
+        return soap(
+            500,
+            &fault(
+                Some(env),
+                false,
+                ns::fault_code::INTERNAL_ERROR,
+                Some(DISCONNECT_NOT_SUPPORTED_CODE),
+                "The WS-Management service does not support the Connect operation for this shell.",
+            ),
+        );
+    }
+    let mut s = lock(shell);
+    if let Some(cid) = env.command_uuid() {
+        if s.disconnected {
+            drop(s);
+            return shell_disconnected(env, env.shell_uuid().unwrap_or_default());
+        }
+        if !s.knows(cid) {
+            drop(s);
+            return invalid_selectors(env, env.shell_id().unwrap_or_default());
+        }
+        return soap(
+            200,
+            &reply(
+                env,
+                action::CONNECT_RESPONSE,
+                Body::ConnectResponse(ConnectResponse::default()),
+            ),
+        );
+    }
+    if !s.disconnected {
+        drop(s);
+        return soap(
+            500,
+            &fault(
+                Some(env),
+                false,
+                ns::fault_code::INTERNAL_ERROR,
+                Some(CONNECTED_TO_DIFFERENT_CLIENT_CODE),
+                "The shell is still connected to a client: disconnect it first.",
+            ),
+        );
+    }
+    let xml = c.connect_xml.clone().unwrap_or_default();
+    let answer = match s.connect(&xml, &mut || state.env()) {
+        Ok(a) => a,
+        Err(e) => return psrp_fault(env, &e),
+    };
+    drop(s);
+    state.bump();
+    let body = Body::ConnectResponse(ConnectResponse {
+        input_streams: Some("stdin pr".to_owned()),
+        output_streams: Some("stdout".to_owned()),
+        connect_response_xml: Some(answer),
+    });
+    soap(200, &reply(env, action::CONNECT_RESPONSE, body))
+}
+
+/// Windows' answer to Receive, Command, Send or Signal on a disconnected shell.
+fn shell_disconnected(req: &Envelope, shell_id: Uuid) -> Response {
+    soap(
+        500,
+        &fault(
+            Some(req),
+            false,
+            ns::fault_code::INTERNAL_ERROR,
+            Some(SHELL_DISCONNECTED_CODE),
+            &format!(
+                "The request for the Windows Remote Shell with ShellId {} failed because the shell is disconnected. Reconnect to the shell and retry the operation.",
+                uuid_upper(shell_id)
+            ),
+        ),
+    )
+}
+
+/// A request larger than the configured `MaxEnvelopeSizekb`.
+fn encoding_limit(req: &Envelope, size: usize, limit: u64) -> Response {
+    soap(
+        500,
+        &fault(
+            Some(req),
+            true,
+            "EncodingLimit",
+            None,
+            &format!(
+                "The WS-Management service cannot process the request because the request envelope of {size} bytes exceeds the maximum envelope size of {limit} bytes (MaxEnvelopeSizekb)."
+            ),
+        ),
+    )
+}
+
+fn invalid_resource_uri(req: &Envelope, resource: &str) -> Response {
+    soap(
+        500,
+        &fault(
+            Some(req),
+            true,
+            "InvalidResourceURI",
+            Some(2_150_858_811),
+            &format!(
+                "The WS-Management service cannot process the request. The resource URI ({resource}) was not found in the WS-Management catalog."
+            ),
+        ),
     )
 }

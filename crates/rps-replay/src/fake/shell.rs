@@ -1,10 +1,16 @@
 //! One WinRS shell carrying a server runspace pool: the PSRP side of Create, Command, Send,
-//! Receive and Signal, sans-IO (the HTTP glue in the parent module does the waiting).
+//! Receive, Signal, Disconnect/Reconnect and Connect, sans-IO (the HTTP glue in the parent
+//! module does the waiting).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::SystemTime;
 
+use bytes::Bytes;
 use rps_psrp::clixml::Value;
+use rps_psrp::crypto::SessionKey;
 use rps_psrp::event::ServerEvent;
+use rps_psrp::fragment::FragmentReader;
+use rps_psrp::message::{MessageHeader, MessageType};
 use rps_psrp::messages::Availability;
 use rps_psrp::server::{PipelineOutcome, ServerConfig, ServerRunspacePool};
 use uuid::Uuid;
@@ -36,12 +42,31 @@ pub(crate) struct Received {
     pub done: bool,
 }
 
+/// One fragment waiting for a Receive.
+#[derive(Debug)]
+struct Queued {
+    bytes: Vec<u8>,
+    /// It ends its message.
+    end: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Shell {
     pub owner: String,
     pub cookie: Option<String>,
+    /// The configuration's resource URI (reported by a WS-Transfer Get).
+    pub resource_uri: String,
+    /// The address of the client that created (or last connected to) the shell.
+    pub client_ip: String,
+    /// When the shell was created (the fake's clock).
+    pub created_at: SystemTime,
+    /// Disconnected (WinRS Disconnect): only Get, Reconnect, Connect and Delete are served.
+    pub disconnected: bool,
+    /// Answer PUBLIC_KEY with ENCRYPTED_SESSION_KEY (off: the key never comes).
+    pub answer_key_exchange: bool,
     pool: ServerRunspacePool,
-    queues: HashMap<Option<Uuid>, VecDeque<Vec<u8>>>,
+    /// Fragments waiting for a Receive, per target, each with its End flag.
+    queues: HashMap<Option<Uuid>, VecDeque<Queued>>,
     producers: HashMap<Uuid, Box<dyn Producer>>,
     awaiting_input: HashMap<Uuid, (Box<rps_psrp::messages::CreatePipeline>, Vec<Value>)>,
     finished: HashSet<Uuid>,
@@ -53,6 +78,11 @@ impl Shell {
         Shell {
             owner,
             cookie,
+            resource_uri: String::new(),
+            client_ip: String::new(),
+            created_at: SystemTime::UNIX_EPOCH,
+            disconnected: false,
+            answer_key_exchange: true,
             pool: ServerRunspacePool::new(id, config),
             queues: HashMap::new(),
             producers: HashMap::new(),
@@ -125,6 +155,17 @@ impl Shell {
                         .pool
                         .answer_availability(call_id, Availability::Count(1));
                 }
+                ServerEvent::PublicKey(client_key) if self.answer_key_exchange => {
+                    // A fresh AES-256 key for every exchange, as Windows makes one.
+                    use rsa::rand_core::RngCore as _;
+                    let mut key = [0u8; 32];
+                    rsa::rand_core::OsRng.fill_bytes(&mut key);
+                    self.pool.send_session_key(
+                        &mut rsa::rand_core::OsRng,
+                        &client_key,
+                        SessionKey::from_bytes(key),
+                    )?;
+                }
                 _ => {}
             }
         }
@@ -134,18 +175,31 @@ impl Shell {
 
     fn drain(&mut self) -> Result<(), ShellError> {
         while let Some(out) = self.pool.data_to_send(CHUNK)? {
-            self.queues
-                .entry(out.target.pipeline_id)
-                .or_default()
-                .push_back(out.data);
+            self.queue_fragments(out.target.pipeline_id, &out.data);
         }
         Ok(())
+    }
+
+    /// Queues the whole fragments in `data` for `target`.
+    fn queue_fragments(&mut self, target: Option<Uuid>, data: &[u8]) {
+        let q = self.queues.entry(target).or_default();
+        for frag in FragmentReader::new(Bytes::copy_from_slice(data)) {
+            // Our own pool machine's output: always whole fragments.
+            let Ok(frag) = frag else { break };
+            let mut bytes = Vec::with_capacity(rps_psrp::fragment::HEADER_LEN + frag.blob.len());
+            frag.header.write(&mut bytes);
+            bytes.extend_from_slice(&frag.blob);
+            q.push_back(Queued {
+                bytes,
+                end: frag.header.is_end(),
+            });
+        }
     }
 
     fn queued(&self, target: Option<Uuid>) -> usize {
         self.queues
             .get(&target)
-            .map_or(0, |q| q.iter().map(Vec::len).sum())
+            .map_or(0, |q| q.iter().map(|f| f.bytes.len()).sum())
     }
 
     /// Whether `pipeline` is known (running, awaiting input, or finished but not
@@ -197,17 +251,27 @@ impl Shell {
             || target.is_some_and(|p| self.finished.contains(&p) && !self.done_sent.contains(&p))
     }
 
-    /// Takes up to `budget` bytes for `target` (at least one chunk when any is queued).
+    /// Takes up to `budget` bytes for `target` (at least one fragment when any is queued),
+    /// ending with a whole message when one fits: a message is split across Receives only
+    /// when it is larger than the budget, so a client that disconnects between Receives
+    /// leaves no half-delivered message behind for the next one.
     pub fn take(&mut self, target: Option<Uuid>, budget: usize) -> Received {
         let mut out = Received::default();
         if let Some(q) = self.queues.get_mut(&target) {
-            while let Some(front) = q.front() {
-                if !out.data.is_empty() && out.data.len() + front.len() > budget {
+            let (mut fit, mut size, mut whole) = (0, 0, 0);
+            for f in q.iter() {
+                if fit > 0 && size + f.bytes.len() > budget {
                     break;
                 }
-                if let Some(chunk) = q.pop_front() {
-                    out.data.extend_from_slice(&chunk);
+                size += f.bytes.len();
+                fit += 1;
+                if f.end {
+                    whole = fit;
                 }
+            }
+            let n = if whole > 0 { whole } else { fit };
+            for f in q.drain(..n) {
+                out.data.extend_from_slice(&f.bytes);
             }
         }
         if let Some(pid) = target
@@ -249,4 +313,48 @@ impl Shell {
     pub fn running(&self) -> usize {
         self.producers.len() + self.awaiting_input.len()
     }
+
+    /// WS-Man Connect to the disconnected pool: takes the client's `connectXml`
+    /// (SESSION_CAPABILITY, CONNECT_RUNSPACEPOOL) and returns the `connectResponseXml`
+    /// (SESSION_CAPABILITY, RUNSPACEPOOL_INIT_DATA). The APPLICATION_PRIVATE_DATA stays
+    /// queued for the next Receive on the shell, as Windows sends it. Pool-level data the
+    /// previous client never read is dropped: its call ids mean nothing to the new one.
+    pub fn connect(
+        &mut self,
+        connect_xml: &[u8],
+        new_env: &mut dyn FnMut() -> Env,
+    ) -> Result<Vec<u8>, ShellError> {
+        self.queues.remove(&None);
+        self.receive(connect_xml, new_env)?;
+        let queued: Vec<u8> = self
+            .queues
+            .remove(&None)
+            .map(|q| q.into_iter().flat_map(|f| f.bytes).collect())
+            .unwrap_or_default();
+        let split = init_data_end(&queued).unwrap_or(queued.len());
+        let (head, rest) = queued.split_at(split);
+        self.queue_fragments(None, rest);
+        self.disconnected = false;
+        Ok(head.to_vec())
+    }
+}
+
+/// The length of the fragments of `data` up to the end of its RUNSPACEPOOL_INIT_DATA
+/// message, if there is one.
+fn init_data_end(data: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut types: HashMap<u64, Option<MessageType>> = HashMap::new();
+    for frag in FragmentReader::new(Bytes::copy_from_slice(data)) {
+        let frag = frag.ok()?;
+        at += rps_psrp::fragment::HEADER_LEN + frag.blob.len();
+        let ty = types.entry(frag.header.object_id).or_insert_with(|| {
+            MessageHeader::parse(&frag.blob)
+                .ok()
+                .map(|h| h.message_type)
+        });
+        if frag.header.is_end() && *ty == Some(MessageType::RunspacePoolInitData) {
+            return Some(at);
+        }
+    }
+    None
 }
