@@ -302,14 +302,25 @@ impl<'a, 'l> Parser<'a, 'l> {
         }
     }
 
+    /// The root must be `Objs` in the CLIXML namespace (as PowerShell's deserializer
+    /// requires); a root that declares no namespace for its prefix is taken as CLIXML.
     fn check_root(&self, e: &BytesStart<'_>) -> Result<()> {
         let name = e.local_name();
-        if name == "Objs" {
-            Ok(())
-        } else {
-            Err(ClixmlError::NotADocument {
-                name: name.to_owned(),
-            })
+        let not_a_document = || ClixmlError::NotADocument {
+            name: e.name.to_owned(),
+        };
+        if name != "Objs" {
+            return Err(not_a_document());
+        }
+        let prefix = e.name.strip_suffix(name).and_then(|p| p.strip_suffix(':'));
+        let wanted = match prefix {
+            Some(p) => format!("xmlns:{p}"),
+            None => "xmlns".to_owned(),
+        };
+        match namespace_declaration(e.raw_attrs, &wanted) {
+            None => Ok(()),
+            Some(raw) if self.unescape_attr(raw)?.trim() == super::CLIXML_NAMESPACE => Ok(()),
+            Some(_) => Err(not_a_document()),
         }
     }
 
@@ -1015,5 +1026,24 @@ mod tests {
                 assert_eq!(fast, plain, "{t:?}");
             }
         }
+    }
+}
+
+/// The raw value of attribute `name` (an `xmlns` declaration) in a start tag's attribute
+/// text, if present.
+fn namespace_declaration<'t>(raw_attrs: &'t str, name: &str) -> Option<&'t str> {
+    let mut rest = raw_attrs;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '/');
+        let eq = rest.find('=')?;
+        let key = rest[..eq].trim_end();
+        let after = rest[eq + 1..].trim_start();
+        let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let body = &after[1..];
+        let end = body.find(quote)?;
+        if key == name {
+            return Some(&body[..end]);
+        }
+        rest = &body[end + 1..];
     }
 }
