@@ -1001,6 +1001,25 @@ fn parse_float(s: &str) -> Option<f64> {
     }
 }
 
+/// The raw value of attribute `name` (an `xmlns` declaration) in a start tag's attribute
+/// text, if present.
+fn namespace_declaration<'t>(raw_attrs: &'t str, name: &str) -> Option<&'t str> {
+    let mut rest = raw_attrs;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '/');
+        let eq = rest.find('=')?;
+        let key = rest[..eq].trim_end();
+        let after = rest[eq + 1..].trim_start();
+        let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let body = &after[1..];
+        let end = body.find(quote)?;
+        if key == name {
+            return Some(&body[..end]);
+        }
+        rest = &body[end + 1..];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::contains_either;
@@ -1026,24 +1045,5 @@ mod tests {
                 assert_eq!(fast, plain, "{t:?}");
             }
         }
-    }
-}
-
-/// The raw value of attribute `name` (an `xmlns` declaration) in a start tag's attribute
-/// text, if present.
-fn namespace_declaration<'t>(raw_attrs: &'t str, name: &str) -> Option<&'t str> {
-    let mut rest = raw_attrs;
-    loop {
-        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '/');
-        let eq = rest.find('=')?;
-        let key = rest[..eq].trim_end();
-        let after = rest[eq + 1..].trim_start();
-        let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
-        let body = &after[1..];
-        let end = body.find(quote)?;
-        if key == name {
-            return Some(&body[..end]);
-        }
-        rest = &body[end + 1..];
     }
 }
