@@ -14,7 +14,7 @@ use bytes::Bytes;
 use rps_psrp::fragment::{Defragmenter, FragmentReader};
 use rps_psrp::message::RawMessage;
 use rps_replay::Transcript;
-use rps_wsman::{Body, Envelope};
+use rps_wsman::{Body, Envelope, PsrpPart};
 use serde_json::{Value as Json, json};
 
 /// Arguments of `rps decode`.
@@ -209,12 +209,19 @@ impl Session {
             return Ok(0);
         }
         let mut failures = 0;
-        for (stream, payload) in psrp_payloads(&env) {
+        // A Command whose arguments are not base64 carries no PSRP: nothing to print.
+        for p in env.psrp_payloads().unwrap_or_default() {
+            let stream = match p.part {
+                // The label `rps decode` has always printed for a Command's payload.
+                PsrpPart::Arguments { .. } => "arguments",
+                part => part.name(),
+            };
             let defrag = self
                 .defrag
                 .entry((key_shell.clone(), direction))
                 .or_default();
-            failures += psrp_lines(out, defrag, exchange, direction, &stream, payload)?;
+            let payload = Bytes::from(p.data.into_owned());
+            failures += psrp_lines(out, defrag, exchange, direction, stream, payload)?;
         }
         Ok(failures)
     }
@@ -223,39 +230,6 @@ impl Session {
 /// True when the envelope is a server's answer: a fault or a `...Response` action.
 fn is_response(env: &Envelope) -> bool {
     env.fault().is_some() || env.action().is_some_and(|a| a.ends_with("Response"))
-}
-
-/// The PSRP payloads an envelope carries, with the name of the element or stream.
-fn psrp_payloads(env: &Envelope) -> Vec<(String, Bytes)> {
-    let mut v = Vec::new();
-    match &env.body {
-        Body::Create(shell) => {
-            if let Some(x) = &shell.creation_xml {
-                v.push(("creationXml".to_owned(), Bytes::copy_from_slice(x)));
-            }
-        }
-        Body::Command(cmd) => {
-            if let Ok(p) = cmd.psrp_payload() {
-                v.push(("arguments".to_owned(), Bytes::from(p)));
-            }
-        }
-        Body::Connect(c) => {
-            if let Some(x) = &c.connect_xml {
-                v.push(("connectXml".to_owned(), Bytes::copy_from_slice(x)));
-            }
-        }
-        Body::ConnectResponse(c) => {
-            if let Some(x) = &c.connect_response_xml {
-                v.push(("connectResponseXml".to_owned(), Bytes::copy_from_slice(x)));
-            }
-        }
-        _ => {
-            for s in env.streams() {
-                v.push((s.name.clone(), Bytes::copy_from_slice(&s.data)));
-            }
-        }
-    }
-    v
 }
 
 fn psrp_lines(

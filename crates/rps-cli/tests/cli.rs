@@ -377,6 +377,57 @@ fn peer_recording(name: &str) -> PathBuf {
 }
 
 #[test]
+fn decode_names_where_each_psrp_message_travelled() {
+    // pypsrp's recording of disconnecting, reconnecting to and reading back two pipelines:
+    // every place a PSRP payload rides in an envelope is in it.
+    let rec = peer_recording("test_psrp_disconnected_commands.yml");
+    let o = rps(&["decode", rec.to_str().expect("path")]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let mut seen: std::collections::BTreeMap<(String, String, String), usize> = Default::default();
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let Some(stream) = v["stream"].as_str() else {
+            continue;
+        };
+        let key = (
+            v["direction"].as_str().unwrap_or_default().to_owned(),
+            stream.to_owned(),
+            v["message_type"].as_str().unwrap_or("(error)").to_owned(),
+        );
+        *seen.entry(key).or_default() += 1;
+    }
+    let seen: Vec<(&str, &str, &str, usize)> = seen
+        .iter()
+        .map(|((d, s, m), n)| (d.as_str(), s.as_str(), m.as_str(), *n))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("request", "arguments", "CREATE_PIPELINE", 2),
+            ("request", "connectXml", "CONNECT_RUNSPACEPOOL", 2),
+            ("request", "connectXml", "SESSION_CAPABILITY", 2),
+            ("request", "creationXml", "INIT_RUNSPACEPOOL", 2),
+            ("request", "creationXml", "SESSION_CAPABILITY", 2),
+            (
+                "response",
+                "connectResponseXml",
+                "RUNSPACEPOOL_INIT_DATA",
+                2
+            ),
+            ("response", "connectResponseXml", "SESSION_CAPABILITY", 2),
+            ("response", "stdout", "APPLICATION_PRIVATE_DATA", 4),
+            ("response", "stdout", "PIPELINE_OUTPUT", 4),
+            ("response", "stdout", "PIPELINE_STATE", 2),
+            ("response", "stdout", "PROGRESS_RECORD", 2),
+            ("response", "stdout", "RUNSPACEPOOL_STATE", 2),
+            ("response", "stdout", "SESSION_CAPABILITY", 2),
+        ],
+        "{out}"
+    );
+}
+
+#[test]
 fn replay_check_passes_and_prints_what_the_recording_says() {
     let rec = peer_recording("test_psrp_multiple_invocations.yml");
     let o = rps(&["replay", "--check", rec.to_str().expect("path")]);

@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use rps_session::http::{HttpRequest, HttpResponse};
 use rps_session::{ConnectOptions, ExchangeObserver};
-use rps_wsman::{Body, Envelope};
+use rps_wsman::Envelope;
 
 use crate::transcript::{
     Exchange, FORMAT, Meta, Origin, Request, Response, Transcript, TranscriptError, TransportEvent,
@@ -222,37 +221,21 @@ fn redact_secure_strings(bytes: &[u8]) -> String {
     let Ok(mut env) = Envelope::decode(bytes) else {
         return String::from_utf8_lossy(bytes).into_owned();
     };
-    let mut changed = false;
-    let mut fix = |data: &mut Vec<u8>| {
-        if let Some(new) = redact_fragments(data) {
-            *data = new;
-            changed = true;
-        }
-    };
-    match &mut env.body {
-        Body::Create(shell) => {
-            if let Some(x) = &mut shell.creation_xml {
-                fix(x);
-            }
-        }
-        Body::Send(send) => send.streams.iter_mut().for_each(|s| fix(&mut s.data)),
-        Body::ReceiveResponse(r) => r.streams.iter_mut().for_each(|s| fix(&mut s.data)),
-        Body::Command(cmd) => {
-            if let Some(arg) = cmd.arguments.first_mut()
-                && let Ok(mut data) =
-                    base64::engine::general_purpose::STANDARD.decode(arg.as_bytes())
-            {
-                fix(&mut data);
-                *arg = base64::engine::general_purpose::STANDARD.encode(&data);
-            }
-        }
-        _ => {}
+    // A Command whose arguments are not base64 carries no PSRP to redact.
+    let redacted: Vec<(usize, Vec<u8>)> = env
+        .psrp_payloads()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, redact_fragments(&p.data)?)))
+        .collect();
+    if redacted.is_empty() {
+        return String::from_utf8_lossy(bytes).into_owned();
     }
-    if changed {
-        env.encode()
-    } else {
-        String::from_utf8_lossy(bytes).into_owned()
+    for (i, data) in redacted {
+        env.set_psrp_payload(i, data);
     }
+    env.encode()
 }
 
 /// Rewrites complete (Start+End) fragments whose message text holds `<SS>` elements, with
@@ -346,6 +329,49 @@ mod tests {
         let len = u32::from_be_bytes([out[17], out[18], out[19], out[20]]) as usize;
         assert_eq!(len, out.len() - 21);
         assert!(!memfind(&out, b"c2VjcmV0"));
+    }
+
+    /// One complete fragment (Start+End) around `blob`.
+    fn fragment(blob: &[u8]) -> Vec<u8> {
+        let mut frag = vec![0u8; 16];
+        frag.push(3);
+        frag.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+        frag.extend_from_slice(blob);
+        frag
+    }
+
+    #[test]
+    fn secure_strings_are_blanked_in_every_psrp_payload_of_an_envelope() {
+        use rps_wsman::{Body, Header, Send, Stream};
+        let id = uuid::Uuid::from_u128(7);
+        let secret = fragment(b"0123456789012345678901234567890123456789<SS>c2VjcmV0</SS>");
+        let plain = fragment(b"0123456789012345678901234567890123456789<S>kept</S>");
+        let bodies = [
+            Body::create_powershell(id, secret.clone()),
+            Body::command_psrp(id, &secret),
+            Body::connect(secret.clone()),
+            Body::Send(Send {
+                streams: vec![
+                    Stream::new("stdin", Some(id), plain.clone()),
+                    Stream::new("pr", None, secret.clone()),
+                ],
+            }),
+        ];
+        for body in bodies {
+            let xml = Envelope::new(Header::default(), body).encode();
+            let out = redact_secure_strings(xml.as_bytes());
+            let env = Envelope::decode(out.as_bytes()).expect("still an envelope");
+            let payloads = env.psrp_payloads().expect("payloads");
+            let last = payloads.last().expect("a payload");
+            assert!(memfind(&last.data, b"<SS></SS>"), "{out}");
+            assert!(!memfind(&last.data, b"c2VjcmV0"), "{out}");
+            if payloads.len() == 2 {
+                assert_eq!(payloads[0].data.as_ref(), plain.as_slice());
+            }
+        }
+        // Nothing to redact: the body is kept byte for byte.
+        let xml = Envelope::new(Header::default(), Body::command_psrp(id, &plain)).encode();
+        assert_eq!(redact_secure_strings(xml.as_bytes()), xml);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::ns::{self, action};
 use crate::transfer::{CreateResponse, Enumerate, EnumerationItems, Item, Pull, ResourceCreated};
 use crate::winrs::{
     CommandLine, Connect, ConnectResponse, Disconnect, Receive, ReceiveResponse, Send, Shell,
-    Signal, Stream, decode_command_response, encode_command_response,
+    Signal, Stream, decode_command_response, encode_b64, encode_command_response,
 };
 use crate::xml::{self, Node, RawElement};
 
@@ -85,6 +85,55 @@ pub enum Body {
         /// Every child of `s:Body`.
         elements: Vec<RawElement>,
     },
+}
+
+/// Where in an envelope a PSRP payload travels: see [`Envelope::psrp_payloads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PsrpPart<'a> {
+    /// The `creationXml` of a Create's `rsp:Shell`.
+    CreationXml,
+    /// The first `rsp:Arguments` of a Command's `rsp:CommandLine` (its
+    /// [`CommandLine::psrp_payload`]).
+    Arguments {
+        /// The command line's `CommandId` attribute.
+        command_id: Option<&'a str>,
+    },
+    /// One `rsp:Stream` of a Send or ReceiveResponse.
+    Stream {
+        /// The stream's `Name` (`stdin`, `pr`, `stdout`, ...).
+        name: &'a str,
+        /// The stream's `CommandId`; `None` for RunspacePool-level data.
+        command_id: Option<&'a str>,
+    },
+    /// The `connectXml` of a Connect.
+    ConnectXml,
+    /// The `connectResponseXml` of a ConnectResponse.
+    ConnectResponseXml,
+}
+
+impl<'a> PsrpPart<'a> {
+    /// The local name of the element the payload is in (`creationXml`, `Arguments`,
+    /// `connectXml`, `connectResponseXml`), or a stream's `Name`.
+    pub fn name(&self) -> &'a str {
+        match self {
+            PsrpPart::CreationXml => "creationXml",
+            PsrpPart::Arguments { .. } => "Arguments",
+            PsrpPart::Stream { name, .. } => name,
+            PsrpPart::ConnectXml => "connectXml",
+            PsrpPart::ConnectResponseXml => "connectResponseXml",
+        }
+    }
+}
+
+/// One PSRP payload of an envelope (fragment bytes, base64-decoded), with where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsrpPayload<'a> {
+    /// The element or stream the payload came from.
+    pub part: PsrpPart<'a>,
+    /// The bytes: borrowed from the envelope, or decoded for a Command's `rsp:Arguments`
+    /// (which the envelope keeps as text).
+    pub data: Cow<'a, [u8]>,
 }
 
 /// A SOAP 1.2 envelope.
@@ -354,6 +403,83 @@ impl Envelope {
         }
     }
 
+    /// Every PSRP payload the body carries, in document order: a Create's `creationXml`, a
+    /// Command's first `rsp:Arguments` (base64-decoded), each `rsp:Stream` of a Send or
+    /// ReceiveResponse, a Connect's `connectXml` or a ConnectResponse's `connectResponseXml`.
+    /// Empty for any other body, and when the element is absent (a Create without
+    /// `creationXml`, a Command without `rsp:Arguments`, a Connect to a command).
+    ///
+    /// The envelope does not say which shell it belongs to, so this is structural: the streams
+    /// of a WinRS `cmd` shell are listed too (as console bytes), and a `cmd` command line whose
+    /// first argument is not base64 is an error. Callers that may see `cmd` shells decide
+    /// themselves (e.g. by [`Envelope::resource_uri`] or the CreateResponse's shell).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] when a Command's first `rsp:Arguments` is not base64.
+    pub fn psrp_payloads(&self) -> Result<Vec<PsrpPayload<'_>>, Error> {
+        fn one<'a>(part: PsrpPart<'a>, data: &'a Option<Vec<u8>>) -> Vec<PsrpPayload<'a>> {
+            data.iter()
+                .map(|x| PsrpPayload {
+                    part,
+                    data: Cow::Borrowed(x.as_slice()),
+                })
+                .collect()
+        }
+        Ok(match &self.body {
+            Body::Create(shell) => one(PsrpPart::CreationXml, &shell.creation_xml),
+            Body::Command(c) if !c.arguments.is_empty() => vec![PsrpPayload {
+                part: PsrpPart::Arguments {
+                    command_id: c.command_id.as_deref(),
+                },
+                data: Cow::Owned(c.psrp_payload()?),
+            }],
+            Body::Send(_) | Body::ReceiveResponse(_) => self
+                .streams()
+                .map(|s| PsrpPayload {
+                    part: PsrpPart::Stream {
+                        name: &s.name,
+                        command_id: s.command_id.as_deref(),
+                    },
+                    data: Cow::Borrowed(s.data.as_slice()),
+                })
+                .collect(),
+            Body::Connect(c) => one(PsrpPart::ConnectXml, &c.connect_xml),
+            Body::ConnectResponse(c) => one(PsrpPart::ConnectResponseXml, &c.connect_response_xml),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Replaces the bytes of the payload at `index` in [`Envelope::psrp_payloads`]'s list
+    /// (a Command's `rsp:Arguments` is re-encoded as base64). Returns `false`, changing
+    /// nothing, when there is no payload at `index`.
+    pub fn set_psrp_payload(&mut self, index: usize, data: Vec<u8>) -> bool {
+        let slot = match &mut self.body {
+            Body::Send(s) => s.streams.get_mut(index).map(|s| &mut s.data),
+            Body::ReceiveResponse(r) => r.streams.get_mut(index).map(|s| &mut s.data),
+            _ if index != 0 => None,
+            Body::Command(c) => {
+                let Some(arg) = c.arguments.first_mut() else {
+                    return false;
+                };
+                arg.clear();
+                encode_b64(arg, &data);
+                return true;
+            }
+            Body::Create(shell) => shell.creation_xml.as_mut(),
+            Body::Connect(c) => c.connect_xml.as_mut(),
+            Body::ConnectResponse(c) => c.connect_response_xml.as_mut(),
+            _ => None,
+        };
+        match slot {
+            Some(slot) => {
+                *slot = data;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The fault, if the body is one.
     pub fn fault(&self) -> Option<&Fault> {
         match &self.body {
@@ -531,4 +657,184 @@ fn decode_body(
         .map(RawElement::from_node)
         .collect();
     Ok((b, extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::winrs::CommandState;
+
+    const CID: &str = "F91BD61F-CEC7-47A3-8CE3-DE7EB7AA5773";
+
+    fn cid() -> Uuid {
+        Uuid::parse_str(CID).expect("uuid")
+    }
+
+    /// The envelope after an encode/decode trip, so the payloads come from real XML.
+    fn wire(body: Body) -> Envelope {
+        let env = Envelope::new(Header::default(), body);
+        Envelope::decode(env.encode().as_bytes()).expect("decodes")
+    }
+
+    fn parts(env: &Envelope) -> Vec<(PsrpPart<'_>, Vec<u8>)> {
+        env.psrp_payloads()
+            .expect("payloads")
+            .into_iter()
+            .map(|p| (p.part, p.data.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_body_that_carries_psrp_lists_it() {
+        let env = wire(Body::create_powershell(cid(), b"init".to_vec()));
+        assert_eq!(parts(&env), [(PsrpPart::CreationXml, b"init".to_vec())]);
+
+        let env = wire(Body::command_psrp(cid(), b"\x00pipeline"));
+        assert_eq!(
+            parts(&env),
+            [(
+                PsrpPart::Arguments {
+                    command_id: Some(CID)
+                },
+                b"\x00pipeline".to_vec()
+            )]
+        );
+        let p = env.psrp_payloads().expect("payloads");
+        assert!(matches!(p[0].data, Cow::Owned(_)));
+
+        let env = wire(Body::connect(b"connect".to_vec()));
+        assert_eq!(parts(&env), [(PsrpPart::ConnectXml, b"connect".to_vec())]);
+
+        let env = wire(Body::ConnectResponse(ConnectResponse {
+            input_streams: Some("stdin pr".into()),
+            output_streams: Some("stdout".into()),
+            connect_response_xml: Some(b"answer".to_vec()),
+        }));
+        assert_eq!(
+            parts(&env),
+            [(PsrpPart::ConnectResponseXml, b"answer".to_vec())]
+        );
+    }
+
+    #[test]
+    fn streams_come_in_order_with_name_and_command_id() {
+        let env = wire(Body::Send(Send {
+            streams: vec![
+                Stream::new("stdin", Some(cid()), b"one".to_vec()),
+                Stream::new("pr", None, b"two".to_vec()),
+            ],
+        }));
+        assert_eq!(
+            parts(&env),
+            [
+                (
+                    PsrpPart::Stream {
+                        name: "stdin",
+                        command_id: Some(CID)
+                    },
+                    b"one".to_vec()
+                ),
+                (
+                    PsrpPart::Stream {
+                        name: "pr",
+                        command_id: None
+                    },
+                    b"two".to_vec()
+                ),
+            ]
+        );
+        let p = env.psrp_payloads().expect("payloads");
+        assert!(p.iter().all(|p| matches!(p.data, Cow::Borrowed(_))));
+        assert_eq!(p[0].part.name(), "stdin");
+
+        let env = wire(Body::ReceiveResponse(ReceiveResponse {
+            streams: vec![
+                Stream::new("stdout", None, b"a".to_vec()),
+                Stream::new("stdout", Some(cid()), b"b".to_vec()),
+            ],
+            command_state: Some(CommandState {
+                command_id: Some(CID.to_owned()),
+                state: ns::command_state::DONE.to_owned(),
+                exit_code: Some(0),
+            }),
+            extra: Vec::new(),
+        }));
+        let got: Vec<_> = parts(&env)
+            .into_iter()
+            .map(|(p, d)| (p.name(), d))
+            .collect();
+        assert_eq!(got, [("stdout", b"a".to_vec()), ("stdout", b"b".to_vec())]);
+    }
+
+    #[test]
+    fn absent_elements_and_other_bodies_carry_nothing() {
+        for body in [
+            Body::Create(Shell::cmd()),
+            Body::Command(CommandLine::winrs("dir", Vec::new())),
+            Body::connect_command(cid()),
+            Body::ConnectResponse(ConnectResponse::default()),
+            Body::Send(Send::default()),
+            Body::receive(Some(cid())),
+            Body::signal(Some(cid()), ns::signal::PS_CTRL_C),
+            Body::CommandResponse {
+                command_id: CID.to_owned(),
+            },
+            Body::Delete,
+        ] {
+            let env = wire(body);
+            assert_eq!(parts(&env), [], "{:?}", env.body);
+        }
+    }
+
+    #[test]
+    fn command_arguments_that_are_not_base64_are_an_error() {
+        let env = wire(Body::Command(CommandLine::winrs(
+            "cmd.exe",
+            vec!["/c dir".to_owned()],
+        )));
+        let err = env.psrp_payloads().expect_err("not base64");
+        assert!(matches!(err, Error::InvalidValue { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn set_psrp_payload_replaces_the_listed_payload() {
+        let bodies = [
+            Body::create_powershell(cid(), b"old".to_vec()),
+            Body::command_psrp(cid(), b"old"),
+            Body::connect(b"old".to_vec()),
+            Body::ConnectResponse(ConnectResponse {
+                connect_response_xml: Some(b"old".to_vec()),
+                ..ConnectResponse::default()
+            }),
+            Body::Send(Send {
+                streams: vec![
+                    Stream::new("stdin", None, b"keep".to_vec()),
+                    Stream::new("pr", None, b"old".to_vec()),
+                ],
+            }),
+        ];
+        for body in bodies {
+            let mut env = wire(body);
+            let last = env.psrp_payloads().expect("payloads").len() - 1;
+            assert!(!env.set_psrp_payload(last + 1, b"x".to_vec()));
+            assert!(env.set_psrp_payload(last, b"new \x00 bytes".to_vec()));
+            // The change is in the typed body, so it survives encoding.
+            let back = Envelope::decode(env.encode().as_bytes()).expect("decodes");
+            let data: Vec<Vec<u8>> = parts(&back).into_iter().map(|(_, d)| d).collect();
+            assert_eq!(data.last().map(Vec::as_slice), Some(&b"new \x00 bytes"[..]));
+            if data.len() == 2 {
+                assert_eq!(data[0], b"keep");
+            }
+        }
+        for body in [
+            Body::Create(Shell::cmd()),
+            Body::Command(CommandLine::winrs("dir", Vec::new())),
+            Body::Delete,
+        ] {
+            let mut env = wire(body);
+            let before = env.clone();
+            assert!(!env.set_psrp_payload(0, b"x".to_vec()));
+            assert_eq!(env, before);
+        }
+    }
 }

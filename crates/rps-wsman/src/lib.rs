@@ -10,7 +10,7 @@ mod transfer;
 mod winrs;
 mod xml;
 
-pub use envelope::{Body, Envelope};
+pub use envelope::{Body, Envelope, PsrpPart, PsrpPayload};
 pub use error::Error;
 pub use fault::{Fault, ProviderFault, QName, WsmanFault};
 pub use header::{

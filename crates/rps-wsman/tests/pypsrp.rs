@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use rps_wsman::{Body, Envelope, Item, ns};
+use rps_wsman::{Body, Envelope, Item, PsrpPart, ns};
 
 /// Naive, independent scan: `(attributes, text)` of every `<open ...>text</close>`.
 fn elements<'a>(xml: &'a str, open: &str, close: &str) -> Vec<(&'a str, &'a str)> {
@@ -353,6 +353,84 @@ fn every_response_round_trips_and_streams_match_the_recording() {
     assert_eq!(n, 410);
     assert_eq!(streams, 420);
     assert_eq!(payload, 564_371);
+}
+
+/// A payload as seen: (part, stream name, CommandId, bytes).
+type Seen<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Vec<u8>);
+
+#[test]
+fn psrp_payloads_are_every_recorded_payload_in_document_order() {
+    let mut per_part: BTreeMap<String, usize> = BTreeMap::new();
+    let mut winrs_commands = 0;
+    for (file, exchanges) in common::pypsrp() {
+        for (i, ex) in exchanges.iter().enumerate() {
+            let mut texts = vec![("request", ex.request.as_str())];
+            if let Some(r) = &ex.response {
+                texts.push(("response", r.as_str()));
+            }
+            for (kind, text) in texts {
+                let label = format!("{file}#{i} {kind}");
+                let env = Envelope::decode(text.as_bytes()).expect("decodes");
+                // Independent scan. A body carries one kind of payload, so chaining the
+                // scans keeps document order.
+                let mut want: Vec<Seen<'_>> = Vec::new();
+                for el in ["creationXml", "connectXml", "connectResponseXml"] {
+                    for (_, t) in elements(text, &format!("<{el}"), &format!("</{el}>")) {
+                        want.push((el, None, None, b64(t)));
+                    }
+                }
+                for (a, t) in elements(text, "<rsp:Stream", "</rsp:Stream>") {
+                    want.push(("Stream", attr(a, "Name"), attr(a, "CommandId"), b64(t)));
+                }
+                let lines = elements(text, "<rsp:CommandLine", "</rsp:CommandLine>");
+                if let Some((a, line)) = lines.first() {
+                    let args = elements(line, "<rsp:Arguments", "</rsp:Arguments>");
+                    if env.resource_uri() == Some(ns::resource::CMD) {
+                        // A WinRS command line: arguments are text, not base64.
+                        winrs_commands += 1;
+                        if args.iter().any(|(_, t)| t.contains(' ')) {
+                            assert!(env.psrp_payloads().is_err(), "{label}");
+                        }
+                        continue;
+                    }
+                    if let Some((_, t)) = args.first() {
+                        want.push(("Arguments", None, attr(a, "CommandId"), b64(t)));
+                    }
+                }
+                let got: Vec<Seen<'_>> = env
+                    .psrp_payloads()
+                    .unwrap_or_else(|e| panic!("{label}: {e}"))
+                    .into_iter()
+                    .map(|p| match p.part {
+                        PsrpPart::Stream { name, command_id } => {
+                            ("Stream", Some(name), command_id, p.data.into_owned())
+                        }
+                        PsrpPart::Arguments { command_id } => {
+                            ("Arguments", None, command_id, p.data.into_owned())
+                        }
+                        part => (part.name(), None, None, p.data.into_owned()),
+                    })
+                    .collect();
+                assert_eq!(got, want, "{label}");
+                for (part, ..) in &got {
+                    *per_part.entry((*part).to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    // Each kind of payload in the recordings is seen, as many times as they hold.
+    let counts: Vec<(&str, usize)> = per_part.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("Arguments", 34),
+            ("Stream", 442),
+            ("connectResponseXml", 4),
+            ("connectXml", 4),
+            ("creationXml", 42),
+        ]
+    );
+    assert_eq!(winrs_commands, 20);
 }
 
 #[test]

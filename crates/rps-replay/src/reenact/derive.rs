@@ -31,16 +31,13 @@ fn record_kind(t: MessageType) -> Option<RecordKind> {
     })
 }
 
-/// Every PSRP message completed by `payloads`.
-fn messages(
-    defrag: &mut Defragmenter,
-    payloads: impl IntoIterator<Item = Vec<u8>>,
-) -> Result<Vec<RawMessage>, String> {
+/// Every PSRP message completed by the PSRP payloads of `env`.
+fn messages(defrag: &mut Defragmenter, env: &Envelope) -> Result<Vec<RawMessage>, String> {
     let mut out = Vec::new();
-    for p in payloads {
+    for p in env.psrp_payloads().map_err(|e| e.to_string())? {
         let mut assembled = Vec::new();
         defrag
-            .feed(Bytes::from(p), &mut assembled)
+            .feed(Bytes::from(p.data.into_owned()), &mut assembled)
             .map_err(|e| e.to_string())?;
         for a in assembled {
             out.push(RawMessage::decode(a.data).map_err(|e| e.to_string())?);
@@ -165,14 +162,13 @@ impl Scenario {
                     {
                         by_shell.insert(id, cur_pool);
                     }
-                    let data = shell.creation_xml.clone().unwrap_or_default();
                     let mut config = PoolConfig::default();
                     let version = env
                         .header
                         .option("protocolversion")
                         .map(|v| v.trim().to_owned())
                         .unwrap_or_else(|| "2.3".to_owned());
-                    for m in messages(&mut to_server, [data]).map_err(psrp)? {
+                    for m in messages(&mut to_server, &env).map_err(psrp)? {
                         let typed = Message::decode(m.header.message_type, &m.data)
                             .map_err(|e| psrp(e.to_string()))?;
                         if let Message::InitRunspacePool(init) = typed {
@@ -219,10 +215,9 @@ impl Scenario {
                         .map(|o| (o.name.clone(), o.value.clone()))
                         .collect();
                 }
-                Body::Command(cmd) => {
-                    let payload = cmd.psrp_payload().map_err(|e| psrp(e.to_string()))?;
+                Body::Command(_) => {
                     let cid = response.as_ref().and_then(|r| r.command_uuid());
-                    let done = messages(&mut to_server, [payload]).map_err(psrp)?;
+                    let done = messages(&mut to_server, &env).map_err(psrp)?;
                     if done.is_empty() {
                         // CREATE_PIPELINE is larger than one envelope: its other fragments
                         // follow in Sends.
@@ -260,9 +255,8 @@ impl Scenario {
                         }
                     }
                 }
-                Body::Send(send) => {
-                    let payloads = send.streams.iter().map(|s| s.data.clone());
-                    for m in messages(&mut to_server, payloads).map_err(psrp)? {
+                Body::Send(_) => {
+                    for m in messages(&mut to_server, &env).map_err(psrp)? {
                         let pipeline = by_pid.get(&order.intended(m.header.pid)).copied();
                         let typed = Message::decode(m.header.message_type, &m.data)
                             .map_err(|e| psrp(e.to_string()))?;
@@ -404,8 +398,7 @@ impl Scenario {
                         unsupported(i, "connect to a pool the recording did not open");
                         continue;
                     };
-                    let data = c.connect_xml.clone().unwrap_or_default();
-                    messages(&mut to_server, [data]).map_err(psrp)?;
+                    messages(&mut to_server, &env).map_err(psrp)?;
                     let recorded_shell = sc.pools.get(orig).and_then(|p| p.recorded_shell);
                     let config = sc
                         .pools
@@ -471,14 +464,11 @@ impl Scenario {
             // Expected results, from the recorded responses.
             let Some(resp) = response else { continue };
             match &resp.body {
-                Body::ConnectResponse(c) => {
-                    if let Some(x) = &c.connect_response_xml {
-                        messages(&mut to_client, [x.clone()]).map_err(psrp)?;
-                    }
+                Body::ConnectResponse(_) => {
+                    messages(&mut to_client, &resp).map_err(psrp)?;
                 }
                 Body::ReceiveResponse(r) => {
-                    let payloads = r.streams.iter().map(|s| s.data.clone());
-                    for m in messages(&mut to_client, payloads).map_err(psrp)? {
+                    for m in messages(&mut to_client, &resp).map_err(psrp)? {
                         let pipeline = by_pid.get(&order.intended(m.header.pid)).copied();
                         let typed = Message::decode(m.header.message_type, &m.data)
                             .map_err(|e| psrp(e.to_string()))?;

@@ -167,15 +167,15 @@ impl Replayer {
         let live_payloads = psrp_payloads(live)
             .map_err(|e| Mismatch::new(at, format!("{op}.psrp"), "PSRP data", e))?;
         let mut rec_msgs = Vec::new();
-        for (_, p) in &rec_payloads {
+        for p in &rec_payloads {
             st.recorded_psrp
-                .feed(p, &mut rec_msgs)
+                .feed(&p.data, &mut rec_msgs)
                 .map_err(|e| Mismatch::new(at, format!("{op}.psrp"), "recorded fragments", e))?;
         }
         let mut live_msgs = Vec::new();
-        for (_, p) in &live_payloads {
+        for p in &live_payloads {
             st.live_psrp
-                .feed(p, &mut live_msgs)
+                .feed(&p.data, &mut live_msgs)
                 .map_err(|e| Mismatch::new(at, format!("{op}.psrp"), "valid fragments", e))?;
         }
         let types = |m: &[Msg]| {

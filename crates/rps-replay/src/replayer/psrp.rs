@@ -1,10 +1,10 @@
-//! The PSRP messages a request carries: where they are, and their reassembly from fragments.
+//! The PSRP messages a request carries, and their reassembly from fragments.
 
 use std::collections::BTreeMap;
 
 use rps_psrp::fragment::parse_fragment;
 use rps_psrp::message::MessageHeader;
-use rps_wsman::{Body, Envelope};
+use rps_wsman::{Body, Envelope, PsrpPayload};
 
 /// Reassembles PSRP messages from fragments across requests (one per side).
 #[derive(Debug, Clone, Default)]
@@ -45,31 +45,11 @@ impl Reassembler {
     }
 }
 
-/// The PSRP payload carried by a request, and where.
-pub(super) fn psrp_payloads(env: &Envelope) -> Result<Vec<(String, Vec<u8>)>, String> {
-    Ok(match &env.body {
-        Body::Create(shell) => shell
-            .creation_xml
-            .iter()
-            .map(|x| ("Shell.creationXml".to_owned(), x.clone()))
-            .collect(),
-        Body::Command(cmd) if cmd.command.as_deref().unwrap_or("").is_empty() => {
-            vec![(
-                "CommandLine.Arguments".to_owned(),
-                cmd.psrp_payload().map_err(|e| e.to_string())?,
-            )]
-        }
-        Body::Send(send) => send
-            .streams
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("Send.Stream[{i}]"), s.data.clone()))
-            .collect(),
-        Body::Connect(c) => c
-            .connect_xml
-            .iter()
-            .map(|x| ("Connect.connectXml".to_owned(), x.clone()))
-            .collect(),
-        _ => Vec::new(),
-    })
+/// The PSRP payloads a request carries. A WinRS command line (command text, plain
+/// arguments) carries none.
+pub(super) fn psrp_payloads(env: &Envelope) -> Result<Vec<PsrpPayload<'_>>, String> {
+    match &env.body {
+        Body::Command(cmd) if !cmd.command.as_deref().unwrap_or("").is_empty() => Ok(Vec::new()),
+        _ => env.psrp_payloads().map_err(|e| e.to_string()),
+    }
 }
