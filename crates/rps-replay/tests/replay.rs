@@ -398,3 +398,48 @@ fn value_comparison_is_semantic_not_bytewise() {
     let (path, _, _) = diff_values(&list("1.0.0.0", "a"), &list("3.0.0.0", "b")).expect("item");
     assert_eq!(path, "[0]");
 }
+
+/// A WinRS cmd shell's stdin is compared as raw bytes with its End mark: the recorded
+/// requests replay, and the same request with other bytes or another End is a mismatch
+/// naming the stream.
+#[test]
+fn cmd_stdin_is_compared_raw() {
+    let t = load("test_winrs_send.yml");
+    let send_at = t
+        .exchanges
+        .iter()
+        .position(|e| e.request.body.contains("/Send</"))
+        .expect("a Send");
+    let replay_up_to = |r: &mut Replayer| {
+        for e in &t.exchanges[..send_at] {
+            r.handle(e.request.body.as_bytes())
+                .expect("recorded request");
+        }
+    };
+    let recorded = Envelope::decode(t.exchanges[send_at].request.body.as_bytes()).expect("send");
+    let mut r = Replayer::new(t.clone());
+    replay_up_to(&mut r);
+    r.handle(&recorded.encode().into_bytes())
+        .expect("the recorded Send replays");
+    for (field, edit) in [
+        ("Send.Stream[stdin]", 0usize),
+        ("Send.Stream[stdin]@End", 1usize),
+    ] {
+        let mut env = recorded.clone();
+        let Body::Send(send) = &mut env.body else {
+            panic!("not a Send")
+        };
+        if edit == 0 {
+            send.streams[0].data = b"Write-Host \"other\";".to_vec();
+        } else {
+            send.streams[0].end = !send.streams[0].end;
+        }
+        let mut r = Replayer::new(t.clone());
+        replay_up_to(&mut r);
+        let m = r
+            .handle(&env.encode().into_bytes())
+            .expect_err("altered stdin is a mismatch");
+        assert_eq!(m.field_path, field, "{m}");
+        assert_eq!(m.exchange, send_at, "{m}");
+    }
+}

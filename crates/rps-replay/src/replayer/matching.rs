@@ -338,6 +338,23 @@ impl Replayer {
                             &rs.command_id,
                             &ls.command_id,
                         )?;
+                        if super::psrp::is_cmd_shell(rec) {
+                            // Console input of a cmd shell: the bytes and the end mark.
+                            if rs.data != ls.data {
+                                return Err(mm(
+                                    &format!("Stream[{}]", rs.name),
+                                    String::from_utf8_lossy(&rs.data).into_owned(),
+                                    String::from_utf8_lossy(&ls.data).into_owned(),
+                                ));
+                            }
+                            if rs.end != ls.end {
+                                return Err(mm(
+                                    &format!("Stream[{}]@End", rs.name),
+                                    rs.end.to_string(),
+                                    ls.end.to_string(),
+                                ));
+                            }
+                        }
                     }
                 }
             }

@@ -47,7 +47,17 @@ impl Reassembler {
 
 /// The PSRP payloads a request carries. A WinRS command line (command text, plain
 /// arguments) carries none.
+/// True for a request to a WinRS `cmd` shell.
+pub(super) fn is_cmd_shell(env: &Envelope) -> bool {
+    env.resource_uri()
+        .is_some_and(|u| u.trim().eq_ignore_ascii_case(rps_wsman::ns::resource::CMD))
+}
+
 pub(super) fn psrp_payloads(env: &Envelope) -> Result<Vec<PsrpPayload<'_>>, String> {
+    if is_cmd_shell(env) {
+        // A WinRS cmd shell carries console bytes, not PSRP (compared raw in match_body).
+        return Ok(Vec::new());
+    }
     match &env.body {
         Body::Command(cmd) if !cmd.command.as_deref().unwrap_or("").is_empty() => Ok(Vec::new()),
         _ => env.psrp_payloads().map_err(|e| e.to_string()),
