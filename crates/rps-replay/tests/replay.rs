@@ -44,19 +44,58 @@ const SKIPPED: &[(&str, &str)] = &[
         "test_client_copy_file_warning.yml",
         "also opens WinRS cmd shells",
     ),
-    ("test_client_execute_cmd.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_client_execute_cmd_environment.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_bad_cmd_id.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_environment.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_extra_opts.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_fail_poll_process.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_no_cmd_shell.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_noprofile.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_open_already_opened.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_operation_timeout.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_send.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_standard.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
-    ("test_winrs_stderr_rc.yml", "WinRS cmd shell (replayed by cmd_replay.rs)"),
+    (
+        "test_client_execute_cmd.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_client_execute_cmd_environment.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_bad_cmd_id.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_environment.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_extra_opts.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_fail_poll_process.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_no_cmd_shell.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_noprofile.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_open_already_opened.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_operation_timeout.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_send.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_standard.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
+    (
+        "test_winrs_stderr_rc.yml",
+        "WinRS cmd shell (replayed by cmd_replay.rs)",
+    ),
     (
         "test_wsman_update_envelope_size_150.yml",
         "WS-Man config Get only",
