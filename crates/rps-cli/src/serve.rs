@@ -48,6 +48,16 @@ pub struct ServeArgs {
     /// Serve the pod directly, without the front listener's 302.
     #[arg(long)]
     pub no_redirect: bool,
+    /// Accept WinRS Disconnect and Reconnect as a Windows endpoint does (Exchange Online
+    /// refused them; so does the fake by default).
+    #[arg(long)]
+    pub disconnect_supported: bool,
+    /// The WinRM configuration's MaxEnvelopeSizekb (the fake refuses larger requests).
+    #[arg(long, value_name = "KB", default_value_t = 500)]
+    pub max_envelope_kb: u32,
+    /// Never answer a session key exchange (PUBLIC_KEY), to test clients' timeouts.
+    #[arg(long)]
+    pub no_key_exchange: bool,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub listen: String,
@@ -69,6 +79,9 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .mailboxes(args.mailboxes)
             .seed(args.seed)
             .redirect(!args.no_redirect)
+            .disconnect_supported(args.disconnect_supported)
+            .max_envelope_size_kb(args.max_envelope_kb)
+            .answer_key_exchange(!args.no_key_exchange)
             .bind(args.listen.clone());
         if let Some(spec) = &args.faults {
             let spec =

@@ -896,3 +896,118 @@ fn ctrl_c_stops_the_pipeline_and_closes_the_shell() {
     assert!(rest.lines().count() < 49_999, "the pipeline ran to the end");
     assert_eq!(f.fake.open_shells(), 0, "the shell was deleted");
 }
+
+/// `rps serve --fake-exchange` with `--disconnect-supported`, `--max-envelope-kb` and
+/// `--no-key-exchange`: a library client sees each (a Disconnect accepted, the server's
+/// envelope size read, a key exchange left unanswered), and without them the defaults.
+#[test]
+fn serve_fake_exchange_options_reach_the_fake() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let start = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--fake-exchange",
+            "--no-redirect",
+            "--basic-user",
+            "admin@contoso.com",
+            "--basic-password-env",
+            "RPS_TEST_FAKE_PW",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rps"))
+            .args(&args)
+            .env("RPS_TEST_FAKE_PW", "not-a-real-password")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read url");
+        let url: url::Url = first.trim().parse().expect("first line is a URL");
+        (child, url)
+    };
+    let options = |url: &url::Url| {
+        let endpoint = rps_session::http::Endpoint {
+            url: url.clone(),
+            configuration: "Microsoft.Exchange".to_owned(),
+            allow_redirection: false,
+        };
+        let mut o = rps_session::ConnectOptions::new(
+            endpoint,
+            Some(rps_session::http::Credentials::basic(
+                "admin@contoso.com",
+                "not-a-real-password",
+            )),
+        );
+        o.allow_insecure_http = true;
+        o
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let (mut with, url) = start(&["--disconnect-supported", "--no-key-exchange"]);
+    rt.block_on(async {
+        let pool = rps_session::RunspacePool::connect(options(&url))
+            .await
+            .expect("connect");
+        pool.disconnect()
+            .await
+            .expect("the fake accepts Disconnect");
+        pool.reconnect().await.expect("and Reconnect");
+        let err = pool
+            .exchange_key(Duration::from_millis(300))
+            .await
+            .expect_err("no session key");
+        assert!(
+            matches!(err, rps_session::Error::KeyExchangeTimeout(_)),
+            "{err}"
+        );
+        pool.close().await.expect("close");
+    });
+    let _ = with.kill();
+    let _ = with.wait();
+
+    let (mut without, url) = start(&["--max-envelope-kb", "40"]);
+    rt.block_on(async {
+        // A CREATE_PIPELINE of about 60 KB: refused in one 150 KiB envelope by a server
+        // limited to 40 KiB, accepted once the client reads that limit and splits it.
+        let big = "a".repeat(60_000);
+        async fn run(
+            pool: &rps_session::RunspacePool,
+            big: &str,
+        ) -> Result<rps_session::PipelineResult, rps_session::Error> {
+            pool.invoke([rps_session::Command::new("Get-Mailbox").param("Identity", big)])
+                .await
+                .expect("invoke")
+                .collect()
+                .await
+        }
+        let unaware = rps_session::RunspacePool::connect(options(&url))
+            .await
+            .expect("connect");
+        let err = run(&unaware, &big)
+            .await
+            .expect_err("too large for the server");
+        assert!(err.to_string().contains("Command"), "{err}");
+        let err = unaware.disconnect().await.expect_err("refused by default");
+        assert!(err.to_string().contains("Disconnect"), "{err}");
+        unaware.close().await.expect("close");
+        let mut o = options(&url);
+        o.read_server_config = true;
+        let aware = rps_session::RunspacePool::connect(o)
+            .await
+            .expect("connect");
+        run(&aware, &big)
+            .await
+            .expect("the split request is accepted");
+        aware.close().await.expect("close");
+    });
+    let _ = without.kill();
+    let _ = without.wait();
+}
