@@ -49,9 +49,12 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::cmd::{self, CmdCommand, CmdConfig, CmdEvent, CmdHandle, CmdOperation, duplicate_error};
-use crate::http::{ClientError, HttpClient, HttpRequest, HttpResponse, RedirectPolicy, Transport};
-use crate::machine::{IdSource, SessionError};
-use crate::runspace::{ConnectOptions, Error, ExchangeObserver, RetryPolicy};
+use crate::http::{ClientError, HttpClient, HttpRequest, HttpResponse};
+use crate::machine::SessionError;
+use crate::runspace::{
+    ConnectOptions, Error, ExchangeObserver, RandomIds, RetryPolicy, http_client, is_transient,
+    send_observed,
+};
 
 impl CmdConfig {
     /// A configuration carrying the WS-Man settings of `options`: the endpoint URL,
@@ -156,28 +159,12 @@ pub struct CmdProcess {
     limit: usize,
 }
 
-struct RandomIds;
-
-impl IdSource for RandomIds {
-    fn next_id(&mut self) -> Uuid {
-        Uuid::new_v4()
-    }
-}
-
 impl CmdShell {
     /// Creates the shell on `options`' endpoint (its URL replaces [`CmdConfig::to`]) with
     /// `options`' credentials and transport, and waits until the server has it. Without a
     /// session id in `config`, the one of `options` (or a fresh one) is used.
     pub async fn open(options: ConnectOptions, mut config: CmdConfig) -> Result<CmdShell, Error> {
-        let transport = Transport::new(options.transport.clone())?;
-        let policy = if options.endpoint.allow_redirection {
-            RedirectPolicy::follow()
-        } else {
-            RedirectPolicy::none()
-        };
-        let http = HttpClient::new(transport, options.credentials.clone())
-            .with_redirect_policy(policy)
-            .allow_insecure_http(options.allow_insecure_http);
+        let http = http_client(&options)?;
         config.to = options.endpoint.url.to_string();
         if config.session_id.is_none() {
             config.session_id = Some(options.session_id.unwrap_or_else(Uuid::new_v4));
@@ -456,25 +443,7 @@ async fn exchange(
     body: Bytes,
     follow: bool,
 ) -> Result<HttpResponse, ClientError> {
-    let req = HttpRequest::winrm(url, body);
-    let sent = if follow {
-        http.send_following(req.clone()).await
-    } else {
-        http.send(req.clone()).await
-    };
-    if let Some(obs) = &observer {
-        match &sent {
-            Ok(resp) => obs.on_exchange(&req, Ok(resp)),
-            Err(e) => obs.on_exchange(&req, Err(&e.to_string())),
-        }
-    }
-    sent
-}
-
-/// A failure worth sending a Receive again for.
-fn is_transient(e: &Error) -> bool {
-    matches!(e, Error::Request { source, .. } if matches!(**source, ClientError::Transport(_)))
-        || e.http_status() == Some(503)
+    send_observed(http, observer, HttpRequest::winrm(url, body), follow).await
 }
 
 impl State {

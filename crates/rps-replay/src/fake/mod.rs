@@ -1382,19 +1382,26 @@ fn winrm_config(state: &State, env: &Envelope) -> Response {
     soap(200, &reply(env, action::GET_RESPONSE, body))
 }
 
+/// The fault for a Disconnect or Connect when the fake does not serve them.
+fn not_supported(env: &Envelope, operation: &str) -> Response {
+    soap(
+        500,
+        &fault(
+            Some(env),
+            false,
+            ns::fault_code::INTERNAL_ERROR,
+            Some(DISCONNECT_NOT_SUPPORTED_CODE),
+            &format!(
+                "The WS-Management service does not support the {operation} operation for this shell."
+            ),
+        ),
+    )
+}
+
 /// WinRS Disconnect: refused as Exchange Online refuses it, unless the fake serves it.
 fn disconnect(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Response {
     if !state.cfg.disconnect_supported {
-        return soap(
-            500,
-            &fault(
-                Some(env),
-                false,
-                ns::fault_code::INTERNAL_ERROR,
-                Some(DISCONNECT_NOT_SUPPORTED_CODE),
-                "The WS-Management service does not support the Disconnect operation for this shell.",
-            ),
-        );
+        return not_supported(env, "Disconnect");
     }
     {
         let mut s = lock(shell);
@@ -1436,16 +1443,7 @@ fn connect(state: &State, env: &Envelope, shell: &Arc<Mutex<Shell>>) -> Response
         return psrp_fault(env, &"Connect without a body");
     };
     if !state.cfg.disconnect_supported {
-        return soap(
-            500,
-            &fault(
-                Some(env),
-                false,
-                ns::fault_code::INTERNAL_ERROR,
-                Some(DISCONNECT_NOT_SUPPORTED_CODE),
-                "The WS-Management service does not support the Connect operation for this shell.",
-            ),
-        );
+        return not_supported(env, "Connect");
     }
     let mut s = lock(shell);
     if let Some(cid) = env.command_uuid() {

@@ -228,20 +228,20 @@ impl Scenario {
                             .map_err(|e| psrp(e.to_string()))?
                         {
                             Message::CreatePipeline(cp) => {
-                                let pid = order.intended(m.header.pid);
-                                let index = sc.pipelines.len();
-                                sc.pipelines.push(PlannedPipeline {
-                                    recorded_id: pid,
+                                let plan = PlannedPipeline {
+                                    recorded_id: order.intended(m.header.pid),
                                     exchange: i,
                                     pool: cur_pool,
                                     request: *cp,
-                                });
-                                sc.expected.pipelines.push(ExpectedPipeline::default());
-                                by_pid.insert(pid, index);
-                                by_command.insert(pid, index);
-                                if let Some(cid) = cid {
-                                    by_command.insert(cid, index);
-                                }
+                                };
+                                let index = plan_pipeline(
+                                    &mut sc.pipelines,
+                                    &mut sc.expected.pipelines,
+                                    &mut by_pid,
+                                    &mut by_command,
+                                    plan,
+                                    cid,
+                                );
                                 sc.steps.push(Step {
                                     exchange: i,
                                     pool: cur_pool,
@@ -267,21 +267,21 @@ impl Scenario {
                                 let Some((at, cid)) = split_command.take() else {
                                     continue;
                                 };
-                                let pid = order.intended(m.header.pid);
-                                let index = sc.pipelines.len();
-                                sc.pipelines.push(PlannedPipeline {
-                                    recorded_id: pid,
+                                let plan = PlannedPipeline {
+                                    recorded_id: order.intended(m.header.pid),
                                     exchange: at,
                                     pool: cur_pool,
                                     request: *cp,
-                                });
-                                sc.expected.pipelines.push(ExpectedPipeline::default());
-                                by_pid.insert(pid, index);
-                                by_command.insert(pid, index);
-                                if let Some(cid) = cid {
-                                    by_command.insert(cid, index);
-                                }
-                                Action::Invoke { pipeline: index }
+                                };
+                                let pipeline = plan_pipeline(
+                                    &mut sc.pipelines,
+                                    &mut sc.expected.pipelines,
+                                    &mut by_pid,
+                                    &mut by_command,
+                                    plan,
+                                    cid,
+                                );
+                                Action::Invoke { pipeline }
                             }
                             (Message::PipelineInput(value), Some(pipeline)) => {
                                 Action::Input { pipeline, value }
@@ -566,4 +566,25 @@ fn message_name(m: &Message, raw: &RawMessage) -> String {
         Message::Other { message_type, .. } => message_type.name().to_owned(),
         _ => raw.header.message_type.name().to_owned(),
     }
+}
+
+/// Adds a pipeline to the plan, known by its PID and by the CommandId the server answered
+/// with (`cid`); returns its index.
+fn plan_pipeline(
+    pipelines: &mut Vec<PlannedPipeline>,
+    expected: &mut Vec<ExpectedPipeline>,
+    by_pid: &mut HashMap<Uuid, usize>,
+    by_command: &mut HashMap<Uuid, usize>,
+    plan: PlannedPipeline,
+    cid: Option<Uuid>,
+) -> usize {
+    let index = pipelines.len();
+    by_pid.insert(plan.recorded_id, index);
+    by_command.insert(plan.recorded_id, index);
+    if let Some(cid) = cid {
+        by_command.insert(cid, index);
+    }
+    pipelines.push(plan);
+    expected.push(ExpectedPipeline::default());
+    index
 }

@@ -21,7 +21,7 @@ use crate::machine::{
 };
 
 /// Random MessageIDs, for sessions with a real server.
-pub(super) struct RandomIds;
+pub(crate) struct RandomIds;
 
 impl IdSource for RandomIds {
     fn next_id(&mut self) -> Uuid {
@@ -30,7 +30,7 @@ impl IdSource for RandomIds {
 }
 
 /// The HTTP client `options` ask for.
-pub(super) fn http_client(options: &ConnectOptions) -> Result<HttpClient, Error> {
+pub(crate) fn http_client(options: &ConnectOptions) -> Result<HttpClient, Error> {
     let transport = Transport::new(options.transport.clone())?;
     let policy = if options.endpoint.allow_redirection {
         RedirectPolicy::follow()
@@ -167,20 +167,29 @@ fn exchange<'a>(
     let mut http_req = HttpRequest::winrm(url, req.body.clone());
     // A server that dropped the connection is not asked again whether the shell lives.
     http_req.reconnect_stale = req.operation != Operation::ShellState;
-    Box::pin(async move {
-        let sent = if follow {
-            http.send_following(http_req.clone()).await
-        } else {
-            http.send(http_req.clone()).await
-        };
-        if let Some(obs) = &observer {
-            match &sent {
-                Ok(resp) => obs.on_exchange(&http_req, Ok(resp)),
-                Err(e) => obs.on_exchange(&http_req, Err(&e.to_string())),
-            }
+    Box::pin(send_observed(http, observer, http_req, follow))
+}
+
+/// Sends `req` with `http` (following redirects when `follow`) and shows the exchange to
+/// the observer.
+pub(crate) async fn send_observed(
+    http: &mut HttpClient,
+    observer: Option<Arc<dyn ExchangeObserver>>,
+    req: HttpRequest,
+    follow: bool,
+) -> Result<HttpResponse, ClientError> {
+    let sent = if follow {
+        http.send_following(req.clone()).await
+    } else {
+        http.send(req.clone()).await
+    };
+    if let Some(obs) = &observer {
+        match &sent {
+            Ok(resp) => obs.on_exchange(&req, Ok(resp)),
+            Err(e) => obs.on_exchange(&req, Err(&e.to_string())),
         }
-        sent
-    })
+    }
+    sent
 }
 
 async fn wait_signal(f: &mut Option<SendFuture<'static, SignalOutcome>>) -> SignalOutcome {
@@ -581,7 +590,7 @@ async fn token_expiry(credentials: Option<Credentials>) -> Option<SystemTime> {
 
 /// A failure worth sending the request again: the connection dropped or timed out, or the
 /// server was briefly unavailable (503).
-fn is_transient(e: &Error) -> bool {
+pub(crate) fn is_transient(e: &Error) -> bool {
     matches!(e, Error::Request { source, .. } if matches!(**source, ClientError::Transport(_)))
         || e.http_status() == Some(503)
 }

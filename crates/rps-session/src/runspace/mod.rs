@@ -66,6 +66,7 @@ use rps_psrp::messages::{Availability, CreatePipeline, GetCommandMetadata, Power
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+pub(crate) use driver::{RandomIds, http_client, is_transient, send_observed};
 pub use error::Error;
 pub use events::{PipelineEvent, PipelineResult};
 pub use listing::list_shells;
